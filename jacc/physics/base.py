@@ -1,0 +1,137 @@
+"""Contract between element physics and integration methods.
+
+Every map acts on ONE particle: a 6-vector in MAD-X canonical coordinates
+``(x, px, y, py, t, pt)`` (see :mod:`jacc.particles`), batched by the caller with
+``jax.vmap``. Element parameters arrive as a ``dict`` of scalar arrays keyed by the
+element's field names (MAD-X names: ``l``, ``k1``, ``angle``...), so a map is a pure
+function of ``(params, x)`` and every parameter can be differentiated.
+
+An element's physics (``ElementPhysics``) provides pieces: an entry and exit map
+(edges, fringe), a drift of a fraction of the body and a kick of a fraction of the
+body, and optionally its exact linear map. An integration method (``Method``) composes
+the pieces: ``Linear()`` applies the exact 6x6 matrix, ``DriftKick(order, slices)``
+builds a symmetric split of order 2 or 4 from the drift and kick pieces.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import equinox as eqx
+import jax.numpy as jnp
+
+
+class Reference(NamedTuple):
+    """Reference-particle constants that the maps need (plain floats, static).
+
+    Attributes:
+        beta0: relativistic beta of the reference particle.
+        gamma0: relativistic gamma of the reference particle.
+        p0c: reference momentum times c [eV].
+        mass0: rest energy [eV].
+        charge: charge in units of the elementary charge (signed).
+    """
+
+    beta0: float
+    gamma0: float
+    p0c: float
+    mass0: float
+    charge: float
+
+
+Params = dict  # field name -> scalar array
+
+
+class ElementPhysics(eqx.Module):
+    """The physics of one element type, split into pieces an integrator composes.
+
+    Subclasses set ``fields`` (the parameter names read from ``params``, MAD-X names) and
+    ``thick`` (whether the body has a length). Options that change the model (edge model,
+    exact or expanded drift) are static fields of the subclass.
+    """
+
+    fields: ClassVar[tuple[str, ...]] = ()
+    thick: ClassVar[bool] = False
+
+    def entry(self, p: Params, x, ref: Reference):
+        """Map at the entrance face (edges, fringe fields). Identity by default."""
+        return x
+
+    def exit(self, p: Params, x, ref: Reference):
+        """Map at the exit face. Identity by default."""
+        return x
+
+    def drift(self, p: Params, x, frac, ref: Reference):
+        """Flow of the integrable part over ``frac`` of the body length."""
+        return x
+
+    def kick(self, p: Params, x, frac, ref: Reference):
+        """Flow of the kick part over ``frac`` of the body (thin elements: frac = 1)."""
+        return x
+
+    def matrix(self, p: Params, ref: Reference):
+        """Exact 6x6 linear map of the body (entry/exit excluded), or ``NotImplemented``."""
+        return NotImplemented
+
+
+class Method(eqx.Module):
+    """An integration method: composes an element's pieces into its full map."""
+
+    def body(self, phys: ElementPhysics, p: Params, x, ref: Reference):
+        raise NotImplementedError
+
+    def __call__(self, phys: ElementPhysics, p: Params, x, ref: Reference):
+        x = phys.entry(p, x, ref)
+        x = self.body(phys, p, x, ref)
+        return phys.exit(p, x, ref)
+
+
+def _yoshida4_coefficients():
+    # Yoshida (1990) fourth-order triple jump: w1 = 1/(2 - 2^(1/3)), w0 = 1 - 2 w1.
+    w1 = 1.0 / (2.0 - 2.0 ** (1.0 / 3.0))
+    w0 = 1.0 - 2.0 * w1
+    drifts = (w1 / 2, (w0 + w1) / 2, (w0 + w1) / 2, w1 / 2)
+    kicks = (w1, w0, w1)
+    return drifts, kicks
+
+
+class DriftKick(Method):
+    """Symmetric drift-kick split of order 2 (leapfrog) or 4 (Yoshida), ``slices`` per body."""
+
+    order: int = eqx.field(static=True, default=2)
+    slices: int = eqx.field(static=True, default=1)
+
+    def __check_init__(self):
+        if self.order not in (2, 4):
+            raise ValueError(f"DriftKick: order must be 2 or 4, got {self.order!r}")
+        if int(self.slices) != self.slices or self.slices < 1:
+            raise ValueError(f"DriftKick: slices must be a positive integer, got {self.slices!r}")
+
+    def body(self, phys, p, x, ref):
+        if self.order == 2:
+            drifts, kicks = (0.5, 0.5), (1.0,)
+        else:
+            drifts, kicks = _yoshida4_coefficients()
+        h = 1.0 / self.slices
+        for _ in range(self.slices):
+            for i, k in enumerate(kicks):
+                x = phys.drift(p, x, drifts[i] * h, ref)
+                x = phys.kick(p, x, k * h, ref)
+            x = phys.drift(p, x, drifts[-1] * h, ref)
+        return x
+
+
+class Linear(Method):
+    """The element's exact 6x6 linear map (first order about the reference orbit)."""
+
+    def body(self, phys, p, x, ref):
+        m = phys.matrix(p, ref)
+        if m is NotImplemented:
+            raise TypeError(f"{type(phys).__name__} has no exact linear map; use DriftKick()")
+        return m @ x
+
+
+def symplectic_form(n: int = 6):
+    """The standard symplectic matrix J for ``n`` canonical coordinates (n even)."""
+    j2 = jnp.array([[0.0, 1.0], [-1.0, 0.0]])
+    return jnp.kron(jnp.eye(n // 2), j2)

@@ -1,0 +1,40 @@
+"""Reference tracking with xtrack, in MAD-X canonical coordinates.
+
+MAD-X ``t`` is xtrack's ``tau = zeta / beta0`` and MAD-X ``pt`` is xtrack's ``ptau``;
+transverse coordinates are the same in both codes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def xsuite_particles(x_madx, *, mass0, q0, p0c):
+    """Build ``xt.Particles`` from an ``(n, 6)`` array of MAD-X coordinates."""
+    import xtrack as xt
+
+    x = np.atleast_2d(np.asarray(x_madx, dtype=float))
+    ref = xt.Particles(mass0=mass0, q0=q0, p0c=p0c)
+    beta0 = float(ref.beta0[0])
+    return xt.Particles(
+        mass0=mass0, q0=q0, p0c=p0c,
+        x=x[:, 0], px=x[:, 1], y=x[:, 2], py=x[:, 3],
+        zeta=x[:, 4] * beta0, ptau=x[:, 5],
+    )
+
+
+def xsuite_to_madx(particles):
+    """Return the ``(n, 6)`` MAD-X coordinates of ``xt.Particles``, sorted by particle id."""
+    p = particles.copy()
+    p.sort(interleave_lost_particles=True)
+    beta0 = float(p.beta0[0])
+    return np.stack([p.x, p.px, p.y, p.py, p.zeta / beta0, p.ptau], axis=1)
+
+
+def xsuite_track(line, x_madx, *, mass0, q0, p0c, num_turns=1):
+    """Track MAD-X coordinates through an ``xt.Line`` (built here if needed); returns MAD-X coordinates."""
+    if line.tracker is None:
+        line.build_tracker()
+    parts = xsuite_particles(x_madx, mass0=mass0, q0=q0, p0c=p0c)
+    line.track(parts, num_turns=num_turns)
+    return xsuite_to_madx(parts), np.asarray(parts.state.copy())
