@@ -1,0 +1,11 @@
+"""Hardware description of a lattice (DESIGN.md layer 1): Pydantic models, JSON and MAD-X I/O."""
+
+from .base import Aperture, Element, LatticeError, PhysicsWarning
+from .elements import (
+    ELEMENT_TYPES, ELEMENTS_BY_NAME, AnyElement, DipoleEdge, Drift, EllipticalAperture, FieldMap,
+    HKicker, HVCorrector, Marker, Monitor, Multipole, NonlinearLens, Octupole, Quadrupole, RBend,
+    RectangularAperture, RFCavity, SBend, Sextupole, Solenoid, VKicker, element_from_dict,
+)
+from .expressions import Expression, ExpressionError
+from .lattice import Knob, Lattice, Line
+from .placement import PlacedElement
