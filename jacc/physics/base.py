@@ -52,6 +52,9 @@ class ElementPhysics(eqx.Module):
 
     fields: ClassVar[tuple[str, ...]] = ()
     thick: ClassVar[bool] = False
+    # False where ``drift`` alone is the flow of the whole body (drift, solenoid), so that
+    # ``Flow()`` may apply it in one step.
+    has_kick: ClassVar[bool] = True
 
     def entry(self, p: Params, x, ref: Reference):
         """Map at the entrance face (edges, fringe fields). Identity by default."""
@@ -72,6 +75,14 @@ class ElementPhysics(eqx.Module):
     def matrix(self, p: Params, ref: Reference):
         """Exact 6x6 linear map of the body (entry/exit excluded), or ``NotImplemented``."""
         return NotImplemented
+
+    def offset(self, p: Params, ref: Reference):
+        """Constant term ``c`` of the body's linear map ``x -> matrix @ x + c`` (a 6-vector).
+
+        Zero unless the element kicks the reference particle (correctors, RF cavities off
+        the zero crossing): ``c`` is then the first-order image of the reference orbit.
+        """
+        return jnp.zeros(6)
 
 
 class Method(eqx.Module):
@@ -128,7 +139,20 @@ class Linear(Method):
         m = phys.matrix(p, ref)
         if m is NotImplemented:
             raise TypeError(f"{type(phys).__name__} has no exact linear map; use DriftKick()")
-        return m @ x
+        return m @ x + phys.offset(p, ref)
+
+
+class Flow(Method):
+    """The exact flow of the whole body in one step, for elements without a kick part.
+
+    Drifts and solenoids are integrable: their ``drift`` piece over the full length is the
+    element's map, so splitting it (``DriftKick``) only costs time.
+    """
+
+    def body(self, phys, p, x, ref):
+        if phys.has_kick:
+            raise TypeError(f"{type(phys).__name__} has a kick part; use DriftKick() or Linear()")
+        return phys.drift(p, x, 1.0, ref)
 
 
 def symplectic_form(n: int = 6):
