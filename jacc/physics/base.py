@@ -11,6 +11,12 @@ An element's physics (``ElementPhysics``) provides pieces: an entry and exit map
 body, and optionally its exact linear map. An integration method (``Method``) composes
 the pieces: ``Linear()`` applies the exact 6x6 matrix, ``DriftKick(order, slices)``
 builds a symmetric split of order 2 or 4 from the drift and kick pieces.
+
+PERFORMANCE RULE (measured: 10x throughput at stake): inside a map, never update the
+6-vector with ``x.at[i].set/add`` (it lowers to scatters that XLA cannot fuse under vmap).
+Unpack the components, ``x_, px, y, py, t, pt = x``, compute, and return
+``jnp.stack([x_, px, y, py, t, pt])``. The engine keeps particles as six separate arrays,
+and stack-then-unpack pairs fold away when kernels are written this way.
 """
 
 from __future__ import annotations
