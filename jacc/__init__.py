@@ -8,6 +8,13 @@ import jax as _jax
 _jax.config.update("jax_enable_x64", True)
 
 from .lattice import *  # noqa: E402,F401,F403
-from .lattice import Lattice, Line, Knob, PhysicsWarning, LatticeError  # noqa: E402,F401
+from .lattice import Knob, Lattice, LatticeError, Line, PhysicsWarning  # noqa: E402,F401
+from .particles import ReferenceParticle  # noqa: E402,F401
+from .containers import Envelope, NamedValues, PhaseSpace, Twiss  # noqa: E402,F401
+from .physics.base import DriftKick, Linear  # noqa: E402,F401
+from .engine import (  # noqa: E402,F401
+    MonitorData, Preset, TrackingEngine, TrackResult, Xsuite, XsuiteFullEdge, track,
+)
+from . import lattices  # noqa: E402,F401
 
 __version__ = "0.1.0"

@@ -1,0 +1,6 @@
+"""Engine model (DESIGN.md layer 3): compile a lattice into pure, jittable JAX functions."""
+
+from .compiler import KernelSpec, LineSpec, compile_lattice
+from .engine import StaticParams, TrackingEngine, track
+from .presets import Preset, Xsuite, XsuiteFullEdge
+from .tracker import MonitorData, TrackResult

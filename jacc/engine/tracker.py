@@ -1,0 +1,190 @@
+"""The tracking loops: ``lax.scan`` over elements (switching on the kernel) and over turns.
+
+Particles travel as six arrays of shape (n,) (fast under XLA); the public functions take
+and return ``(n, 6)`` arrays. Lost particles keep the coordinates they had where they were
+lost; a particle whose coordinates stop being finite is flagged lost and restored to the
+start of that turn, so nothing non-finite reaches the batch or its gradients.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .compiler import LineSpec
+from .kernels import make_batch, make_single
+
+
+def table_from_dynamic(spec: LineSpec, dynamic: dict):
+    """Parameter table with the dynamic parameters (flagged fields, knobs) written in."""
+    missing = [k for k in spec.dynamic_init if k not in dynamic]
+    if missing:
+        raise KeyError(f"dynamic parameters missing: {missing}; expected {sorted(spec.dynamic_init)}")
+    table = jnp.asarray(spec.table)
+    for s in spec.setters:
+        if s.key is not None:
+            v = dynamic[s.key]
+        else:
+            vals = dict(s.consts)
+            vals.update({k: dynamic[k] for k in s.expr.names if k in dynamic})
+            v = s.expr.evaluate(vals, jnp)
+        v = jnp.broadcast_to(jnp.reshape(jnp.asarray(v, dtype=table.dtype), (-1,)), (len(s.rows), s.size))
+        table = table.at[np.asarray(s.rows), s.col:s.col + s.size].set(v)
+    return table
+
+
+class MonitorData(eqx.Module):
+    """Turn-by-turn monitor (BPM) data.
+
+    Attributes:
+        names: monitor placement keys (``name:n``), static.
+        s: monitor positions [m].
+        centroid: (n_turns, n_monitors, 6) centroid of the alive particles at each monitor.
+        coordinates: (n_turns, n_monitors, n, 6) full coordinates, when requested, else None.
+    """
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    s: jax.Array
+    centroid: jax.Array | None
+    coordinates: jax.Array | None = None
+
+
+class TrackResult(eqx.Module):
+    """Result of tracking.
+
+    Attributes:
+        x: (n, 6) final coordinates (lost particles: where they were lost).
+        alive: (n,) bool.
+        lost_turn: (n,) turn at which each particle was lost (-1: alive).
+        lost_element: (n,) placement index where it was lost (-1: alive).
+        monitors: `MonitorData` or None.
+    """
+
+    x: jax.Array
+    alive: jax.Array
+    lost_turn: jax.Array
+    lost_element: jax.Array
+    monitors: MonitorData | None = None
+
+
+def _monitor_steps(spec: LineSpec, at: np.ndarray):
+    """Observation slots: each monitor sees the state after `placement_step[i]` steps."""
+    after = spec.placement_step[at]  # steps done at the monitor's exit
+    uniq = np.unique(after)
+    slot_of_step = np.full(spec.n_steps + 1, len(uniq), dtype=np.int32)  # index: steps done
+    slot_of_step[uniq] = np.arange(len(uniq), dtype=np.int32)
+    gather = np.searchsorted(uniq, after)
+    return uniq, slot_of_step, gather
+
+
+def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
+                      monitor_at: np.ndarray | None = None, checkpoint: bool = True):
+    """Build ``run(table, x0 (n, 6), alive0 (n,), n_turns) -> TrackResult`` for ``spec``.
+
+    ``record``: None, ``"centroid"`` or ``"coordinates"`` at the placements ``monitor_at``
+    (default: the lattice's monitors).
+    """
+    batches = [make_batch(k, spec.ref) for k in spec.kernels]
+    has_aperture = any(k.aperture is not None for k in spec.kernels)
+    at = spec.monitors if monitor_at is None else np.asarray(monitor_at, dtype=np.int64)
+    record = record if len(at) else None
+    uniq, slot_of_step, gather = _monitor_steps(spec, at)
+    n_slots = len(uniq)
+    kidx = jnp.asarray(spec.kernel_index)
+    slots_after = jnp.asarray(slot_of_step[1:])  # slot for the state after step j
+    step_pl = jnp.asarray(spec.step_placement, dtype=jnp.int32)
+    single_kernel = len(batches) == 1
+
+    def observe(X, alive):
+        if record == "centroid":
+            w = alive.astype(X[0].dtype)
+            nal = jnp.maximum(jnp.sum(w), 1.0)
+            return jnp.stack([jnp.sum(jnp.where(alive, c, 0.0)) / nal for c in X])
+        return jnp.stack(X, axis=-1)
+
+    def element_step(carry, inp):
+        X, alive, lost_el, buf = carry
+        k, prow, slot, pl = inp
+        if single_kernel:
+            Xn, inside = batches[0](prow, X)
+        else:
+            Xn, inside = lax.switch(k, batches, prow, X)
+        if has_aperture:
+            newly = alive & ~inside
+            lost_el = jnp.where(newly, pl, lost_el)
+            alive = alive & inside
+            Xn = tuple(jnp.where(alive, a, b) for a, b in zip(Xn, X))
+        if record is not None:
+            buf = lax.cond(slot < n_slots,
+                           lambda b: b.at[slot].set(observe(Xn, alive)), lambda b: b, buf)
+        return (Xn, alive, lost_el, buf), None
+
+    def one_turn(table, carry, turn):
+        X, alive, lost_el, lost_turn = carry
+        n = X[0].shape[0]
+        if record == "centroid":
+            buf = jnp.zeros((n_slots + 1, 6), X[0].dtype)
+        elif record == "coordinates":
+            buf = jnp.zeros((n_slots + 1, n, 6), X[0].dtype)
+        else:
+            buf = jnp.zeros((1,), X[0].dtype)
+        if record is not None and slot_of_step[0] < n_slots:
+            buf = buf.at[slot_of_step[0]].set(observe(X, alive))
+        (Xn, alive_n, lost_el, buf), _ = lax.scan(
+            element_step, (X, alive, lost_el, buf),
+            (kidx, table, slots_after, step_pl))
+        finite = jnp.all(jnp.stack([jnp.isfinite(c) for c in Xn]), axis=0)
+        bad = alive_n & ~finite
+        Xn = tuple(jnp.where(bad, b, a) for a, b in zip(Xn, X))
+        lost_el = jnp.where(bad, -2, lost_el)
+        alive_n = alive_n & finite
+        lost_turn = jnp.where(alive & ~alive_n, turn, lost_turn)
+        out = buf[np.asarray(gather)] if record is not None else None
+        return (Xn, alive_n, lost_el, lost_turn), out
+
+    def run(table, x0, alive0, n_turns: int):
+        X = tuple(x0[:, i] for i in range(6))
+        n = x0.shape[0]
+        init = (X, alive0, jnp.full(n, -1, jnp.int32), jnp.full(n, -1, jnp.int32))
+        body = jax.checkpoint(one_turn) if checkpoint else one_turn
+        (X, alive, lost_el, lost_turn), obs = lax.scan(
+            lambda c, t: body(table, c, t), init, jnp.arange(n_turns, dtype=jnp.int32))
+        mon = None
+        if record is not None:
+            names = tuple(f"{spec.names[i]}:{_occ(spec.names, i)}" for i in at)
+            s = jnp.asarray(spec.s_end[at])
+            mon = MonitorData(names, s, obs if record == "centroid" else None,
+                              obs if record == "coordinates" else None)
+        return TrackResult(jnp.stack(X, axis=1), alive, lost_turn, lost_el, mon)
+
+    return run
+
+
+def _occ(names, i) -> int:
+    return sum(1 for n in names[: i + 1] if n == names[i])
+
+
+def make_line_states(spec: LineSpec):
+    """``f(table, v (6,)) -> (v_out (6,), states (n_steps, 6))`` for one particle, one pass.
+
+    ``states[j]`` is the particle after scan step j; for placement i use
+    ``states[spec.placement_step[i] - 1]`` (or the input when no step was done yet).
+    """
+    singles = [make_single(k, spec.ref) for k in spec.kernels]
+    kidx = jnp.asarray(spec.kernel_index)
+
+    def step(v, inp):
+        k, prow = inp
+        if len(singles) == 1:
+            out, _ = singles[0](prow, v)
+        else:
+            out, _ = lax.switch(k, singles, prow, v)
+        return out, out
+
+    def f(table, v):
+        return lax.scan(step, v, (kidx, table))
+
+    return f
