@@ -111,7 +111,8 @@ def _species_constants(species: str, mass0, charge) -> tuple[float, float]:
     return m, q
 
 
-def _derive(mass0: float, charge: float, field: str, value: float, label: str | None = None) -> dict[str, float]:
+def _derive(mass0: float, charge: float, field: str, value: float,
+            label: str | None = None) -> dict[str, float]:
     """All energy-like quantities from one of them; the formulas keep E^2 = p^2 + m^2 to ulps.
 
     ``label`` names the argument in error messages (default: the field name).
