@@ -369,17 +369,21 @@ def impactx_particles_kwargs(coords, ref, weights=None) -> dict:
             "qm": ref.charge / ref.mass0, "w": w}
 
 
-def _particle_group_class():
+def _beamphysics():
+    """The openPMD-beamphysics package (module ``beamphysics``, formerly ``pmd_beamphysics``)."""
     try:
-        from beamphysics import ParticleGroup  # openpmd-beamphysics >= 0.16
-    except ImportError:  # older releases only ship the pmd_beamphysics name
+        import beamphysics  # openpmd-beamphysics >= 0.16
+    except ImportError:
         try:
-            from pmd_beamphysics import ParticleGroup
+            import pmd_beamphysics as beamphysics  # older releases
         except ImportError as e:
             raise ImportError(
                 "openPMD conversion needs openpmd-beamphysics (pip install 'jacc[io]')"
             ) from e
-    return ParticleGroup
+    import importlib
+
+    importlib.import_module(beamphysics.__name__ + ".species")
+    return beamphysics
 
 
 def to_particle_group(phase_space, *, s: float = 0.0, t_ref: float = 0.0):
@@ -396,13 +400,12 @@ def to_particle_group(phase_space, *, s: float = 0.0, t_ref: float = 0.0):
     CODATA 2018) gives energies that differ by that mass difference. Weights become
     macro-charges ``weight * |charge| * e`` [C]; ``status`` is 1 for alive particles, else 0.
     """
-    ParticleGroup = _particle_group_class()
+    bp = _beamphysics()
     ref = phase_space.ref
-    from beamphysics.species import MASS_OF
-
-    if ref.species not in MASS_OF:
+    known = bp.species.MASS_OF
+    if ref.species not in known:
         raise ValueError(
-            f"to_particle_group: openPMD-beamphysics knows species {sorted(MASS_OF)}, "
+            f"to_particle_group: openPMD-beamphysics knows species {sorted(known)}, "
             f"not {ref.species!r}"
         )
     c = np.atleast_2d(np.asarray(phase_space.coords, dtype=float))
@@ -420,7 +423,7 @@ def to_particle_group(phase_space, *, s: float = 0.0, t_ref: float = 0.0):
         "weight": np.asarray(phase_space.weights, dtype=float) * abs(ref.charge) * E_CHARGE,
         "species": ref.species,
     }
-    return ParticleGroup(data=data)
+    return bp.ParticleGroup(data=data)
 
 
 def from_particle_group(pg, ref: ReferenceParticle, *, t_ref: float = 0.0):

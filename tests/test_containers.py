@@ -189,6 +189,22 @@ def test_envelope_grad_and_jit():
     assert float(g) == pytest.approx(-4 * 3.0 * 1e-6 * (1 - 2 * k), rel=1e-13)
 
 
+def test_envelope_from_twiss_differentiable(proton):
+    def sigma_x(betx, dx):
+        env = Envelope.from_twiss(betx, 0.3, 2e-6, 4.0, 0.0, 1e-6, 1e-2, 1e-3, dx=dx, beta0=proton.beta0)
+        return env.beam_sizes()[0]
+
+    betx, dx = 5.0, 0.8
+    s = float(sigma_x(betx, dx))
+    sd = 1e-3 / proton.beta0
+    gb, gd = jax.jit(jax.grad(sigma_x, argnums=(0, 1)))(betx, dx)
+    # d sigma / d beta = emit / (2 sigma), d sigma / d D = D sigma_delta^2 / sigma: a few roundings.
+    assert float(gb) == pytest.approx(2e-6 / (2 * s), rel=1e-14)
+    assert float(gd) == pytest.approx(dx * sd**2 / s, rel=1e-14)
+    sizes = jax.vmap(sigma_x, in_axes=(0, None))(jnp.array([1.0, 4.0]), 0.0)
+    np.testing.assert_allclose(sizes, np.sqrt(2e-6 * np.array([1.0, 4.0])), rtol=1e-15)
+
+
 # ---------------------------------------------------------------- Twiss
 
 

@@ -263,6 +263,7 @@ def test_delta_pt_exact_relation():
     # Independent route through energies: (1 + delta)^2 = (1/beta0 + pt)^2 - (1/beta0^2 - 1).
     expected = np.sqrt((1 / beta0 + pt) ** 2 - 1 / beta0**2 + 1) - 1
     np.testing.assert_allclose(delta, expected, rtol=0, atol=1e-15)  # expected loses ~eps absolutely
+    np.testing.assert_allclose(pt_from_delta(delta, beta0), pt, rtol=1e-15, atol=0)  # cancellation-free inverse
     # Small deviations keep full relative precision: delta = pt / beta0 to first order.
     assert delta[4] == pytest.approx(1e-12 / beta0, rel=1e-11)  # second order term pt/2 * (1 - 1/beta0^2)
 
