@@ -1,0 +1,94 @@
+"""Shared helpers of the benchmark scripts: timing, lattice loading, table printing, JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import platform
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DEFAULT_FODO = REPO / "jacc" / "lattices" / "data" / "fodo40.madx"
+
+
+def single_thread_jax() -> None:
+    """Restrict XLA's CPU backend to one thread (must run before jax is imported)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "intra_op_parallelism_threads" not in flags:
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1").strip()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def best_time(fn, repeat: int = 5, min_time: float = 0.2) -> float:
+    """Best wall time of ``fn()`` [s] over ``repeat`` rounds (each at least ``min_time``)."""
+    best = float("inf")
+    for _ in range(repeat):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_time:
+                break
+        best = min(best, dt / n)
+    return best
+
+
+def load_madx(path):
+    """``(lat, rp, madx, sequence_name)``: JACC's import and a cpymad instance of the same file."""
+    import jacc
+    from cpymad.madx import Madx
+
+    lat = jacc.Lattice.from_madx(path)
+    rp = jacc.lattices.reference_from_beam(lat)
+    madx = Madx(stdout=False)
+    madx.call(str(path))
+    seq = lat.name
+    madx.use(sequence=seq)
+    return lat, rp, madx, seq
+
+
+def xtrack_line(madx, seq, rp, *, full_edges: bool = False):
+    """An ``xt.Line`` of the same sequence with the same reference particle (xtrack defaults)."""
+    import xtrack as xt
+
+    line = xt.Line.from_madx_sequence(madx.sequence[seq], deferred_expressions=True)
+    line.particle_ref = xt.Particles(mass0=rp.mass0, q0=rp.charge, p0c=rp.p0c)
+    if full_edges:
+        line.configure_bend_model(edge="full")
+        for name in line.element_names:
+            el = line[name]
+            if type(el).__name__ == "DipoleEdge":
+                el.model = "full"
+    return line
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "machine": platform.machine(),
+            "cpus": os.cpu_count(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def print_table(title: str, header: list[str], rows: list[list]) -> None:
+    """Print a plain-text table (also valid Markdown)."""
+    cells = [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    print(f"\n{title}")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in cells:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if (abs(v) >= 1e4 or abs(v) < 1e-2) and v != 0 else f"{v:.3f}"
+    return str(v)
+
+
+def write_json(path, data: dict) -> None:
+    if path:
+        pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(path).write_text(json.dumps(data, indent=1, default=float))
+        print(f"\nresults written to {path}")
