@@ -17,7 +17,19 @@ import jax.numpy as jnp
 
 from jacc.physics.base import ElementPhysics, Flow
 
-__all__ = ["Solenoid", "XSUITE_DEFAULTS", "solenoid_flow", "solenoid_matrix"]
+__all__ = ["Solenoid", "XSUITE_DEFAULTS", "sinc", "solenoid_flow", "solenoid_matrix"]
+
+
+_SINC_SMALL = 1e-2  # below, 4 terms of the series are exact to rounding
+
+
+def sinc(theta):
+    """``sin(theta) / theta``, with exact derivatives at and near 0 (series for small theta)."""
+    small = jnp.abs(theta) < _SINC_SMALL
+    ts = jnp.where(small, 1.0, theta)
+    t2 = theta * theta
+    series = 1.0 - t2 / 6.0 * (1.0 - t2 / 20.0 * (1.0 - t2 / 42.0))
+    return jnp.where(small, series, jnp.sin(ts) / ts)
 
 
 def _rotate_focus(x, px, y, py, c, s, si, k):
@@ -42,7 +54,7 @@ def solenoid_flow(x, ks, length, beta0):
     theta = k * length * inv_pz
     c, s = jnp.cos(theta), jnp.sin(theta)
     # sin(theta) / k = (L / pz) sinc(theta), finite (and differentiable) at k = 0.
-    si = length * inv_pz * jnp.sinc(theta / jnp.pi)
+    si = length * inv_pz * sinc(theta)
     x1, px1, y1, py1 = _rotate_focus(x0, px, y0, py, c, s, si, k)
     # t gains L (1/beta0 - (1/beta0 + pt)/pz), written without cancellation.
     dt = length * (pz2m1 / (pz + 1.0) / beta0 - pt) * inv_pz
@@ -54,7 +66,7 @@ def solenoid_matrix(ks, length, beta0, gamma0):
     k = 0.5 * ks
     theta = k * length
     c, s = jnp.cos(theta), jnp.sin(theta)
-    si = length * jnp.sinc(theta / jnp.pi)
+    si = length * sinc(theta)
     cols = []
     for j in range(4):
         e = [0.0] * 4
