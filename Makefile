@@ -23,7 +23,10 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	$(PY) -m pip install -q -e ".[bench]"
+	mkdir -p results
+	$(PY) benchmarks/tracking.py --json results/tracking.json
+	$(PY) benchmarks/optics.py --json results/optics.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info
