@@ -65,6 +65,14 @@ def throughput(lat, rp, madx, seq, sizes, n_turns, results):
     line = xtrack_line(madx, seq, rp)
     line.build_tracker()
     rows = []
+    try:
+        from cheetah_peer import cheetah_runner
+
+        cheetah_runner(lat, rp, particles(2), 1)
+        cheetah_ok, why = True, ""
+    except (ImportError, NotImplementedError) as err:
+        cheetah_ok, why = False, str(err)
+        results["cheetah"] = f"not applicable: {why}"
     for n in sizes:
         x = particles(n)
         xj = jnp.asarray(x)
@@ -77,12 +85,27 @@ def throughput(lat, rp, madx, seq, sizes, n_turns, results):
         diff = float(np.max(np.abs(np.asarray(out.x) - xsuite_to_madx_particles(p, rp))))
         rate_j = n * n_turns * n_el / tj
         rate_x = n * n_turns * n_el / tx
-        rows.append([n, rate_j, rate_x, tx / tj, diff])
-        results.setdefault("throughput", []).append(
-            {"n_particles": n, "n_turns": n_turns, "jacc_particle_element_per_s": rate_j,
-             "xtrack_particle_element_per_s": rate_x, "ratio": tx / tj, "max_abs_diff": diff})
-    print_table(f"Tracking {seq} ({n_el} elements, {n_turns} turns, one thread, default models)",
-                ["particles", "JACC [part*elem/s]", "xtrack [part*elem/s]", "ratio", "max |dx|"], rows)
+        entry = {"n_particles": n, "n_turns": n_turns, "jacc_particle_element_per_s": rate_j,
+                 "xtrack_particle_element_per_s": rate_x, "ratio": tx / tj, "max_abs_diff": diff}
+        row = [n, rate_j, rate_x, tx / tj, diff]
+        if cheetah_ok and n <= 10000:
+            runc = cheetah_runner(lat, rp, x, n_turns)
+            xc = runc()
+            tc = best_time(runc, repeat=2)
+            dc = float(np.max(np.abs(np.asarray(out.x)[:, :4] - xc[:, :4])))
+            entry.update({"cheetah_particle_element_per_s": n * n_turns * n_el / tc,
+                          "ratio_vs_cheetah": tc / tj, "cheetah_max_abs_diff_transverse": dc})
+            row += [tc / tj, dc]
+        elif cheetah_ok:
+            row += ["-", "-"]
+        rows.append(row)
+        results.setdefault("throughput", []).append(entry)
+    header = ["particles", "JACC [part*elem/s]", "xtrack [part*elem/s]", "ratio vs xtrack", "max |JACC-xtrack|"]
+    if cheetah_ok:
+        header += ["ratio vs Cheetah", "max |JACC-Cheetah| (x..py)"]
+    print_table(f"Tracking {seq} ({n_el} elements, {n_turns} turns, one thread, default models)", header, rows)
+    if not cheetah_ok:
+        print(f"Cheetah: {why}")
     at_1e4 = [r for r in results["throughput"] if r["n_particles"] == 10000]
     if at_1e4:
         results["throughput_ratio_vs_xtrack"] = at_1e4[0]["ratio"]
