@@ -55,13 +55,13 @@ def expanded_drift(x, length, beta0):
         length: drift length [m] (may be negative inside a split integrator).
         beta0: reference relativistic beta.
     """
-    px, py, pt = x[1], x[3], x[5]
+    x0, px, y0, py, t, pt = x
     opd = one_plus_delta(pt, beta0)
     inv_opd = 1.0 / opd
     xp, yp = px * inv_opd, py * inv_opd
     inv_beta = (1.0 / beta0 + pt) * inv_opd
     dt = length * (time_of_flight_slip(pt, opd, beta0) - 0.5 * inv_beta * (xp * xp + yp * yp))
-    return jnp.stack([x[0] + xp * length, px, x[2] + yp * length, py, x[4] + dt, pt])
+    return jnp.stack([x0 + xp * length, px, y0 + yp * length, py, t + dt, pt])
 
 
 def exact_drift(x, length, beta0):
@@ -72,16 +72,14 @@ def exact_drift(x, length, beta0):
         length: drift length [m] (may be negative inside a split integrator).
         beta0: reference relativistic beta.
     """
-    px, py, pt = x[1], x[3], x[5]
+    x0, px, y0, py, t, pt = x
     # pz^2 - 1 without forming (1 + delta)^2 - 1 by subtraction.
     pz2m1 = 2.0 * pt / beta0 + pt * pt - px * px - py * py
     pz = jnp.sqrt(1.0 + pz2m1)
     inv_pz = 1.0 / pz
     # 1/beta0 - (1/beta0 + pt)/pz = ((pz - 1)/beta0 - pt)/pz
     dt = length * (pz2m1 / (pz + 1.0) / beta0 - pt) * inv_pz
-    return jnp.stack(
-        [x[0] + px * inv_pz * length, px, x[2] + py * inv_pz * length, py, x[4] + dt, pt]
-    )
+    return jnp.stack([x0 + px * inv_pz * length, px, y0 + py * inv_pz * length, py, t + dt, pt])
 
 
 def drift_matrix(length, beta0, gamma0):

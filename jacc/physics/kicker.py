@@ -35,7 +35,8 @@ class Kicker(ElementPhysics):
         return step(x, frac * p["l"], ref.beta0)
 
     def kick(self, p, x, frac, ref):
-        return x.at[1].add(frac * p["xangle"]).at[3].add(frac * p["yangle"])
+        x0, px, y0, py, t, pt = x
+        return jnp.stack([x0, px + frac * p["xangle"], y0, py + frac * p["yangle"], t, pt])
 
     def matrix(self, p, ref):
         return drift_matrix(p["l"], ref.beta0, ref.gamma0)

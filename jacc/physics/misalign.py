@@ -21,19 +21,25 @@ __all__ = ["Misaligned", "misalign_entry", "misalign_exit", "roll"]
 def roll(x, angle):
     """Express ``x`` in a frame rolled by ``angle`` [rad] about ``s`` (positions and momenta)."""
     c, s = jnp.cos(angle), jnp.sin(angle)
-    x0, px, y0, py = x[0], x[1], x[2], x[3]
-    return jnp.stack([c * x0 + s * y0, c * px + s * py, c * y0 - s * x0, c * py - s * px, x[4], x[5]])
+    x0, px, y0, py, t, pt = x
+    return jnp.stack([c * x0 + s * y0, c * px + s * py, c * y0 - s * x0, c * py - s * px, t, pt])
 
 
 def misalign_entry(x, dx, dy, tilt):
     """From the reference frame into the frame of an element offset by ``(dx, dy)``, rolled by ``tilt``."""
-    return roll(x.at[0].add(-dx).at[2].add(-dy), tilt)
+    c, s = jnp.cos(tilt), jnp.sin(tilt)
+    x0, px, y0, py, t, pt = x
+    x0, y0 = x0 - dx, y0 - dy
+    return jnp.stack([c * x0 + s * y0, c * px + s * py, c * y0 - s * x0, c * py - s * px, t, pt])
 
 
 def misalign_exit(x, dx, dy, tilt):
     """Back from the element frame into the reference frame (inverse of :func:`misalign_entry`)."""
-    y = roll(x, -tilt)
-    return y.at[0].add(dx).at[2].add(dy)
+    c, s = jnp.cos(tilt), jnp.sin(tilt)
+    x0, px, y0, py, t, pt = x
+    return jnp.stack(
+        [c * x0 - s * y0 + dx, c * px - s * py, c * y0 + s * x0 + dy, c * py + s * px, t, pt]
+    )
 
 
 class Misaligned(ElementPhysics):

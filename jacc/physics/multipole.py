@@ -33,11 +33,12 @@ __all__ = [
 ]
 
 
-def multipole_kick(x, y, knl, ksl):
+def multipole_kick(x, y, knl, ksl, skip_normal_dipole=False):
     """``(dpx, dpy)`` of a thin multipole with integrated strengths ``knl``, ``ksl``.
 
     ``knl`` and ``ksl`` are 1-D arrays of static length (padded to a common order); the
-    complex polynomial is evaluated by Horner's rule.
+    complex polynomial is evaluated by Horner's rule. ``skip_normal_dipole`` leaves out the
+    ``knl[0]`` term (handled with the reference bend by the caller).
     """
     order = max(knl.shape[0], ksl.shape[0]) - 1
     knl = jnp.pad(knl, (0, order + 1 - knl.shape[0]))
@@ -46,7 +47,12 @@ def multipole_kick(x, y, knl, ksl):
     re = knl[order] * inv_fact[order]
     im = ksl[order] * inv_fact[order]
     for n in range(order - 1, -1, -1):
-        re, im = re * x - im * y + knl[n] * inv_fact[n], re * y + im * x + ksl[n] * inv_fact[n]
+        re, im = re * x - im * y, re * y + im * x
+        if n > 0 or not skip_normal_dipole:
+            re = re + knl[n] * inv_fact[n]
+        im = im + ksl[n] * inv_fact[n]
+    if order == 0 and skip_normal_dipole:
+        re = jnp.zeros_like(re)
     return -re, im
 
 
@@ -79,18 +85,19 @@ class Multipole(ElementPhysics):
 
     def kick(self, p, x, frac, ref):
         knl, ksl = p["knl"], p["ksl"]
+        x0, px, y0, py, t, pt = x
         if not self.bend_reference:
-            dpx, dpy = multipole_kick(x[0], x[2], knl, ksl)
-            return x.at[1].add(frac * dpx).at[3].add(frac * dpy)
+            dpx, dpy = multipole_kick(x0, y0, knl, ksl)
+            return jnp.stack([x0, px + frac * dpx, y0, py + frac * dpy, t, pt])
         # The kick -knl0 and the bend knl0 (1 + delta) combine into knl0 delta (kept exact).
-        dpx, dpy = multipole_kick(x[0], x[2], knl.at[0].set(0.0), ksl)
-        dpx, dpy = frac * dpx, frac * dpy
+        dpx, dpy = multipole_kick(x0, y0, knl, ksl, skip_normal_dipole=True)
         hl = frac * knl[0]
-        pt = x[5]
         opd = one_plus_delta(pt, ref.beta0)
         delta = (2.0 * pt / ref.beta0 + pt * pt) / (opd + 1.0)
         inv_beta = (1.0 / ref.beta0 + pt) / opd
-        return x.at[1].add(dpx + hl * delta).at[3].add(dpy).at[4].add(-hl * x[0] * inv_beta)
+        return jnp.stack(
+            [x0, px + frac * dpx + hl * delta, y0, py + frac * dpy, t - hl * x0 * inv_beta, pt]
+        )
 
     def matrix(self, p, ref):
         knl, ksl = p["knl"], p["ksl"]
@@ -122,8 +129,9 @@ class _ThickPureMultipole(ElementPhysics):
     def kick(self, p, x, frac, ref):
         kname, sname = self.fields[1], self.fields[2]
         w = frac * p["l"]
-        dpx, dpy = pure_multipole_kick(x[0], x[2], w * p[kname], w * p[sname], self.order)
-        return x.at[1].add(dpx).at[3].add(dpy)
+        x0, px, y0, py, t, pt = x
+        dpx, dpy = pure_multipole_kick(x0, y0, w * p[kname], w * p[sname], self.order)
+        return jnp.stack([x0, px + dpx, y0, py + dpy, t, pt])
 
     def matrix(self, p, ref):
         # First order about the reference orbit: the kick is of order >= 2 in (x, y).

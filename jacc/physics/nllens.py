@@ -74,8 +74,9 @@ class NonlinearLens(ElementPhysics):
     fields: ClassVar[tuple[str, ...]] = ("knll", "cnll")
 
     def kick(self, p, x, frac, ref):
-        dpx, dpy = nonlinear_lens_kick(x[0], x[2], p["knll"], p["cnll"])
-        return x.at[1].add(frac * dpx).at[3].add(frac * dpy)
+        x0, px, y0, py, t, pt = x
+        dpx, dpy = nonlinear_lens_kick(x0, y0, p["knll"], p["cnll"])
+        return jnp.stack([x0, px + frac * dpx, y0, py + frac * dpy, t, pt])
 
     def matrix(self, p, ref):
         # First order about the axis: a thin quadrupole of k1 l = 2 knll / cnll^2.

@@ -94,7 +94,7 @@ def chromatic_quadrupole_flow(x, k1, length, beta0):
         length: length of the flow [m] (negative inside a split integrator).
         beta0: reference relativistic beta.
     """
-    x0, px, y0, py, t, pt = x[0], x[1], x[2], x[3], x[4], x[5]
+    x0, px, y0, py, t, pt = x
     opd = one_plus_delta(pt, beta0)
     inv_opd = 1.0 / opd
     k = k1 * inv_opd
@@ -167,8 +167,8 @@ class Quadrupole(_QuadrupoleBase):
     def kick(self, p, x, frac, ref):
         kl = frac * p["l"] * p["k1"]
         ksl = frac * p["l"] * p["k1s"]
-        x0, y0 = x[0], x[2]
-        return x.at[1].add(ksl * y0 - kl * x0).at[3].add(kl * y0 + ksl * x0)
+        x0, px, y0, py, t, pt = x
+        return jnp.stack([x0, px + ksl * y0 - kl * x0, y0, py + kl * y0 + ksl * x0, t, pt])
 
 
 class ChromaticQuadrupole(_QuadrupoleBase):
@@ -185,7 +185,8 @@ class ChromaticQuadrupole(_QuadrupoleBase):
 
     def kick(self, p, x, frac, ref):
         ksl = frac * p["l"] * p["k1s"]
-        return x.at[1].add(ksl * x[2]).at[3].add(ksl * x[0])
+        x0, px, y0, py, t, pt = x
+        return jnp.stack([x0, px + ksl * y0, y0, py + ksl * x0, t, pt])
 
 
 # Xsuite 0.118 ``Quadrupole`` defaults (QUADRUPOLE_DEFAULT_MODEL 4 "mat-kick-mat", integrator

@@ -50,7 +50,8 @@ class RFCavity(ElementPhysics):
 
     def kick(self, p, x, frac, ref):
         amp, kw = self._amplitude(p, ref)
-        return x.at[5].add(frac * amp * jnp.sin(_TWO_PI * p["lag"] - kw * x[4]))
+        x0, px, y0, py, t, pt = x
+        return jnp.stack([x0, px, y0, py, t, pt + frac * amp * jnp.sin(_TWO_PI * p["lag"] - kw * t)])
 
     def matrix(self, p, ref):
         amp, kw = self._amplitude(p, ref)

@@ -45,7 +45,7 @@ def solenoid_flow(x, ks, length, beta0):
 
     Reduces to the exact drift at ``ks = 0``; one square root per particle.
     """
-    x0, px, y0, py, t, pt = x[0], x[1], x[2], x[3], x[4], x[5]
+    x0, px, y0, py, t, pt = x
     k = 0.5 * ks
     kin_x, kin_y = px + k * y0, py - k * x0
     pz2m1 = 2.0 * pt / beta0 + pt * pt - kin_x * kin_x - kin_y * kin_y
