@@ -18,6 +18,7 @@ import pytest
 
 import xtrack as xt
 
+from jacc.physics.aperture import inside_circle, inside_ellipse, inside_rectangle
 from jacc.physics.base import DriftKick, ElementPhysics, Flow, Linear, Method, Reference
 from jacc.physics.drift import Drift
 from jacc.physics.kicker import Kicker
@@ -27,7 +28,7 @@ from jacc.physics.nllens import NonlinearLens
 from jacc.physics.quadrupole import ChromaticQuadrupole, Quadrupole
 from jacc.physics.rfcavity import RFCavity
 from jacc.physics.solenoid import Solenoid
-from xsuite_ref import xsuite_track
+from xsuite_ref import xsuite_particles, xsuite_track
 
 # Both codes evaluate the same formulas in float64; what is left is rounding (<1e-14).
 TOL_XSUITE = 1e-12
@@ -265,3 +266,36 @@ def test_misaligned_declares_fields():
     assert m.fields == ("l", "k1", "k1s", "dx", "dy", "tilt")
     assert m.thick and m.has_kick
     assert not Misaligned(Solenoid()).has_kick
+
+
+APERTURES = [
+    ("rectangle", lambda x: inside_rectangle(x, 4e-3, 2.5e-3),
+     lambda: xt.LimitRect(min_x=-4e-3, max_x=4e-3, min_y=-2.5e-3, max_y=2.5e-3)),
+    ("ellipse", lambda x: inside_ellipse(x, 4e-3, 2.5e-3), lambda: xt.LimitEllipse(a=4e-3, b=2.5e-3)),
+    ("circle", lambda x: inside_circle(x, 3e-3), lambda: xt.LimitEllipse(a=3e-3, b=3e-3)),
+]
+
+
+@pytest.mark.parametrize("name,inside,limit", APERTURES, ids=[a[0] for a in APERTURES])
+def test_aperture_matches_xtrack(name, inside, limit):
+    ref = reference("proton")
+    x0 = particles(n=400, seed=11) * np.array([2.0, 1.0, 1.5, 1.0, 1.0, 1.0])
+    ours = np.asarray(jax.jit(jax.vmap(inside))(jnp.asarray(x0)))
+    line = xt.Line(elements=[limit()])
+    line.build_tracker()
+    parts = xsuite_particles(x0, mass0=ref.mass0, q0=ref.charge, p0c=ref.p0c)
+    line.track(parts)
+    # xtrack moves lost particles to the end: restore the input order by particle id.
+    state = np.asarray(parts.state)[np.argsort(np.asarray(parts.particle_id))]
+    assert 0 < ours.sum() < len(ours)  # the batch straddles the boundary
+    np.testing.assert_array_equal(ours, state > 0)
+
+
+def test_aperture_boundary_is_inside_and_nan_is_outside():
+    on_edge = jnp.array([4e-3, 0.0, 0.0, 0.0, 0.0, 0.0])
+    nan = jnp.array([jnp.nan, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert bool(inside_rectangle(on_edge, 4e-3, 1e-3)) and bool(inside_ellipse(on_edge, 4e-3, 1e-3))
+    assert bool(inside_circle(on_edge, 4e-3))
+    for fn in (lambda x: inside_rectangle(x, 1.0, 1.0), lambda x: inside_ellipse(x, 1.0, 1.0),
+               lambda x: inside_circle(x, 1.0)):
+        assert not bool(fn(nan))
