@@ -138,8 +138,13 @@ def _is_passive(el: Element) -> bool:
     return el.element_name in _PASSIVE or (el.element_name in ("Monitor", "Drift") and el.l == 0.0)
 
 
-def compile_lattice(lat: Lattice, ref: Reference, preset: Preset) -> LineSpec:
-    """Compile ``lat`` for reference ``ref`` with the models of ``preset``."""
+def compile_lattice(lat: Lattice, ref: Reference, preset: Preset, *, specialise: bool = True) -> LineSpec:
+    """Compile ``lat`` for reference ``ref`` with the models of ``preset``.
+
+    ``specialise``: let each element's physics replace its model by a cheaper one that gives
+    the same map for the values known at compile time (`ElementPhysics.simplify`); the
+    compiled program then depends on those values (e.g. whether a skew gradient is zero).
+    """
     lat._sync()
     elements = [lat.element_at(i) for i in range(len(lat.line))]
     length = sum(e.path_length for e in elements)
@@ -177,6 +182,11 @@ def compile_lattice(lat: Lattice, ref: Reference, preset: Preset) -> LineSpec:
         ov = lat.overrides.get(i, {})
         own_flags = set(ov.get("diff_params", []))
         def_flags = set() if "diff_params" in ov else flagged_by_def[dname]
+        sources = {f: _source(lat, dname, occurrence[dname], f, own_flags, def_flags, diff_knobs, ov)
+                   for f in vals}
+        if specialise and physics is not None:
+            constants = {f: v for f, v in vals.items() if sources[f] is None}
+            physics, method = physics.simplify(method, constants)
         misaligned = bool(el.dx or el.dy or el.tilt or el.dtilt
                           or {"dx", "dy", "tilt", "dtilt"} & (own_flags | def_flags)
                           or _has_knob_expr(lat, dname, ("dx", "dy", "tilt", "dtilt"), diff_knobs))
@@ -187,7 +197,7 @@ def compile_lattice(lat: Lattice, ref: Reference, preset: Preset) -> LineSpec:
         for f, v in vals.items():
             size = len(v) if isinstance(v, list) else 1
             row += v if isinstance(v, list) else [v]
-            src = _source(lat, dname, occurrence[dname], f, own_flags, def_flags, diff_knobs, ov)
+            src = sources[f]
             if src is not None:
                 pending.setdefault((col, size) + src, []).append(len(kidx))
                 _init_dynamic(dyn, src, getattr(el, f) if hasattr(el, f) else v)

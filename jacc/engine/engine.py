@@ -36,9 +36,13 @@ class TrackingEngine:
         lattice: a `jacc.Lattice`.
         reference_particle: a `jacc.ReferenceParticle`.
         model: a preset (`jacc.Xsuite()` by default, `jacc.XsuiteFullEdge()`, or your own).
+        specialise: use cheaper equivalent models where compile-time values allow (e.g. a
+            quadrupole without skew gradient as one exact flow); the map is the same to
+            rounding, but a program compiled for k1s = 0 is recompiled when k1s changes.
     """
 
-    def __init__(self, lattice: Lattice, reference_particle, model: Preset | None = None):
+    def __init__(self, lattice: Lattice, reference_particle, model: Preset | None = None, *,
+                 specialise: bool = True):
         if not isinstance(lattice, Lattice):
             raise TypeError(f"TrackingEngine: lattice must be a jacc.Lattice, got {type(lattice).__name__}")
         if not hasattr(reference_particle, "reference"):
@@ -47,12 +51,14 @@ class TrackingEngine:
         self.lattice = lattice
         self.reference_particle = reference_particle
         self.model = Xsuite() if model is None else model
+        self.specialise = bool(specialise)
         if not isinstance(self.model, Preset):
             raise TypeError(f"TrackingEngine: model must be a preset such as jacc.Xsuite(), got {self.model!r}")
 
     @functools.cached_property
     def spec(self) -> LineSpec:
-        return compile_lattice(self.lattice, self.reference_particle.reference(), self.model)
+        return compile_lattice(self.lattice, self.reference_particle.reference(), self.model,
+                               specialise=self.specialise)
 
     def make_model(self):
         """``(spec, static, dynamic)``: structure, fixed parameters, flagged parameters."""

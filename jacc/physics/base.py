@@ -79,8 +79,18 @@ class ElementPhysics(eqx.Module):
         return x
 
     def matrix(self, p: Params, ref: Reference):
-        """Exact 6x6 linear map of the body (entry/exit excluded), or ``NotImplemented``."""
+        """Exact 6x6 linear map of the body (entry/exit excluded), or ``NotImplemented``.
+        """
         return NotImplemented
+
+    def simplify(self, method: "Method", constants: dict) -> tuple["ElementPhysics", "Method"]:
+        """A cheaper ``(physics, method)`` giving the same map, knowing some fields' values.
+
+        ``constants`` holds the fields that are compile-time constants (not flagged, not driven
+        by a differentiable knob). The replacement must agree with the original map to
+        rounding. Default: no simplification.
+        """
+        return self, method
 
     def offset(self, p: Params, ref: Reference):
         """Constant term ``c`` of the body's linear map ``x -> matrix @ x + c`` (a 6-vector).

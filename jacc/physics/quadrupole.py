@@ -18,7 +18,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax.numpy as jnp
 
-from jacc.physics.base import DriftKick, ElementPhysics
+from jacc.physics.base import Flow, DriftKick, ElementPhysics
 from jacc.physics.drift import exact_drift, expanded_drift, one_plus_delta, time_of_flight_slip
 
 __all__ = [
@@ -187,6 +187,19 @@ class ChromaticQuadrupole(_QuadrupoleBase):
         ksl = frac * p["l"] * p["k1s"]
         x0, px, y0, py, t, pt = x
         return jnp.stack([x0, px + ksl * y0, y0, py + ksl * x0, t, pt])
+
+    def simplify(self, method, constants):
+        # Without a skew gradient the split is a composition of exact flows of one
+        # Hamiltonian: one flow over the whole length is the same map at half the cost.
+        if constants.get("k1s") == 0.0 and isinstance(method, DriftKick):
+            return NormalChromaticQuadrupole(), Flow()
+        return self, method
+
+
+class NormalChromaticQuadrupole(ChromaticQuadrupole):
+    """`ChromaticQuadrupole` with ``k1s = 0``: the chromatic thick lens is the whole map."""
+
+    has_kick: ClassVar[bool] = False
 
 
 # Xsuite 0.118 ``Quadrupole`` defaults (QUADRUPOLE_DEFAULT_MODEL 4 "mat-kick-mat", integrator
