@@ -193,5 +193,5 @@ def test_specialised_models_give_the_same_map(rp, x0):
     assert "NormalChromaticQuadrupole" in kinds and "ChromaticQuadrupole" in kinds
     a = fast.make_tracking_func(record=None)(fast.make_model()[2], x0, 5).x
     b = slow.make_tracking_func(record=None)(slow.make_model()[2], x0, 5).x
-    # composition of exact flows versus one flow: equal to rounding
-    np.testing.assert_allclose(a, b, rtol=0, atol=1e-15)
+    # composition of exact flows versus one flow: equal to rounding (a few ulp per element)
+    np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-16)
