@@ -187,6 +187,10 @@ def compile_lattice(lat: Lattice, ref: Reference, preset: Preset, *, specialise:
         if specialise and physics is not None:
             constants = {f: v for f, v in vals.items() if sources[f] is None}
             physics, method = physics.simplify(method, constants)
+        if hasattr(method, "resolve"):
+            # methods whose slicing depends on values (Xsuite's automatic kick count) fix it
+            # from the values at compile time, as the reference code does
+            method = method.resolve(_as_sector(kind, vals))
         misaligned = bool(el.dx or el.dy or el.tilt or el.dtilt
                           or {"dx", "dy", "tilt", "dtilt"} & (own_flags | def_flags)
                           or _has_knob_expr(lat, dname, ("dx", "dy", "tilt", "dtilt"), diff_knobs))
@@ -243,6 +247,18 @@ def compile_lattice(lat: Lattice, ref: Reference, preset: Preset, *, specialise:
         monitors=monitors, setters=tuple(setters), dynamic_init=dyn, ref=ref, length=length,
         s0=lat.s0, signature=signature,
     )
+
+
+def _as_sector(kind: str, vals: dict) -> dict:
+    """Field values as the physics sees them (an RBend as its sector bend)."""
+    if kind != "RBend":
+        return vals
+    from jacc.physics.bend import rbend_to_sbend
+
+    out = dict(vals)
+    out["l"], out["e1"], out["e2"] = (float(v) for v in rbend_to_sbend(vals["l"], vals["angle"],
+                                                                         vals["e1"], vals["e2"]))
+    return out
 
 
 def _has_knob_expr(lat, dname, fields, diff_knobs) -> bool:

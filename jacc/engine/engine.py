@@ -20,7 +20,8 @@ from jacc.lattice import Lattice
 
 from .compiler import LineSpec, compile_lattice
 from .presets import Preset, Xsuite
-from .tracker import TrackResult, make_line_states, make_turn_tracker, table_from_dynamic
+from .tracker import (TrackResult, make_line_states, make_reversible_turns, make_turn_tracker,
+                      table_from_dynamic)
 
 
 class StaticParams(eqx.Module):
@@ -67,7 +68,8 @@ class TrackingEngine:
         return spec, StaticParams(jnp.asarray(spec.table)), dynamic
 
     def make_tracking_func(self, spec: LineSpec | None = None, *, record: str | None = "centroid",
-                           monitors=None, checkpoint: bool = True) -> Callable[..., TrackResult]:
+                           monitors=None, checkpoint: bool = True,
+                           reverse: str = "checkpoint") -> Callable[..., TrackResult]:
         """Pure, jittable ``f(dynamic, x0, n_turns=1, alive=None) -> TrackResult``.
 
         Args:
@@ -76,8 +78,27 @@ class TrackingEngine:
             monitors: placement indices or names to observe instead of the lattice's monitors.
             checkpoint: recompute each turn in reverse mode instead of storing every element's
                 state (memory per turn, not per element).
+            reverse: ``"checkpoint"`` (the default: reverse mode stores the state at each
+                turn boundary) or ``"reversible"`` (reverse mode re-tracks backwards with the
+                inverse maps: memory independent of the number of turns; no apertures, loss
+                flags or monitors on this path, so ``record`` must be None).
         """
         spec = self.spec if spec is None else spec
+        if reverse == "reversible":
+            if record is not None or any(k.aperture is not None for k in spec.kernels):
+                raise ValueError("reverse='reversible' tracks without apertures or monitors: "
+                                 "pass record=None and a lattice without apertures")
+            rrun = make_reversible_turns(spec)
+
+            def fr(dynamic, x0, n_turns: int = 1, alive=None):
+                x = rrun(table_from_dynamic(spec, dynamic), _as_batch(x0), int(n_turns))
+                ok = jnp.all(jnp.isfinite(x), axis=1)
+                minus = jnp.where(ok, -1, 0).astype(jnp.int32)
+                return TrackResult(x, ok, minus, minus, None)
+
+            return fr
+        if reverse != "checkpoint":
+            raise ValueError(f"reverse must be 'checkpoint' or 'reversible', got {reverse!r}")
         at = None if monitors is None else self._placements(monitors)
         run = make_turn_tracker(spec, record=record, monitor_at=at, checkpoint=checkpoint)
 

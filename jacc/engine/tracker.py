@@ -8,6 +8,8 @@ start of that turn, so nothing non-finite reaches the batch or its gradients.
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -188,3 +190,61 @@ def make_line_states(spec: LineSpec):
         return lax.scan(step, v, (kidx, table))
 
     return f
+
+
+def make_reversible_turns(spec: LineSpec):
+    """``run(table, x0 (n, 6), n_turns) -> x (n, 6)`` whose reverse mode re-tracks backwards.
+
+    The maps are symplectic and each element's inverse is known (`Method.inverse`), so the
+    backward pass recovers the state at each turn boundary by inverse tracking instead of
+    storing it: memory does not depend on the number of turns. Losses and monitors are not
+    handled on this path (use `make_turn_tracker` for them).
+    """
+    from .kernels import as_batch, invertible, make_single_inverse
+
+    bad = [k.kind for k in spec.kernels if not invertible(k)]
+    if bad:
+        raise NotImplementedError(f"reversible tracking: no inverse for the models of {sorted(set(bad))}")
+    fwd = [as_batch(lambda prow, v, f=make_single(k, spec.ref): f(prow, v)[0]) for k in spec.kernels]
+    inv = [as_batch(make_single_inverse(k, spec.ref)) for k in spec.kernels]
+    kidx = jnp.asarray(spec.kernel_index)
+
+    def sweep(branches, table, X, reverse):
+        def step(X, inp):
+            k, prow = inp
+            out = branches[0](prow, X) if len(branches) == 1 else lax.switch(k, branches, prow, X)
+            return out, None
+
+        return lax.scan(step, X, (kidx, table), reverse=reverse)[0]
+
+    turn = jax.checkpoint(lambda table, X: sweep(fwd, table, X, False))
+    unturn = lambda table, X: sweep(inv, table, X, True)
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+    def turns(table, X, n_turns):
+        return lax.scan(lambda X, _: (turn(table, X), None), X, None, length=n_turns)[0]
+
+    def turns_fwd(table, X, n_turns):
+        Y = turns(table, X, n_turns)
+        return Y, (table, Y)
+
+    def turns_bwd(n_turns, res, ct):
+        table, Y = res
+
+        def back(carry, _):
+            X_next, ct_x, g_table = carry
+            X_prev = unturn(table, X_next)
+            _, vjp = jax.vjp(turn, table, X_prev)
+            g_t, ct_prev = vjp(ct_x)
+            return (X_prev, ct_prev, g_table + g_t), None
+
+        (_, ct0, g_table), _ = lax.scan(back, (Y, ct, jnp.zeros_like(table)), None, length=n_turns)
+        return g_table, ct0
+
+    turns.defvjp(turns_fwd, turns_bwd)
+
+    def run(table, x0, n_turns: int):
+        X = turns(table, tuple(x0[:, i] for i in range(6)), int(n_turns))
+        return jnp.stack(X, axis=1)
+
+    return run

@@ -101,16 +101,68 @@ class ElementPhysics(eqx.Module):
         return jnp.zeros(6)
 
 
+class _Reversed:
+    """An element's pieces run backwards: each flow over ``-frac`` is the inverse flow."""
+
+    def __init__(self, phys: ElementPhysics):
+        self._phys = phys
+
+    def drift(self, p, x, frac, ref):
+        return self._phys.drift(p, x, -frac, ref)
+
+    def kick(self, p, x, frac, ref):
+        return self._phys.kick(p, x, -frac, ref)
+
+    def __getattr__(self, name):
+        return getattr(self._phys, name)
+
+
+# Fixed-point iterations that invert an entry/exit map y = f(x): x <- x - (f(x) - y). Edge
+# maps change momenta as functions of positions (a nilpotent Jacobian minus identity), so
+# the iteration is exact after two steps for linear edges and converges quadratically fast
+# for the nonlinear ones; six steps leave rounding only.
+_FACE_INVERSE_STEPS = 6
+
+
+def _invert_face(face, p, y, ref):
+    x = y
+    for _ in range(_FACE_INVERSE_STEPS):
+        x = x - (face(p, x, ref) - y)
+    return x
+
+
 class Method(eqx.Module):
-    """An integration method: composes an element's pieces into its full map."""
+    """An integration method: composes an element's pieces into its full map.
+
+    ``palindromic`` methods (symmetric compositions of flows) are inverted by running the
+    same composition with every fraction negated; `inverse` gives the element's inverse map,
+    which lets reverse mode re-track backwards instead of storing states.
+    """
+
+    palindromic: ClassVar[bool] = False
 
     def body(self, phys: ElementPhysics, p: Params, x, ref: Reference):
         raise NotImplementedError
+
+    def inverse_body(self, phys: ElementPhysics, p: Params, x, ref: Reference):
+        """Inverse of `body`; palindromic methods negate the fractions of their pieces."""
+        if not self.palindromic:
+            raise NotImplementedError(f"{type(self).__name__} has no inverse")
+        return self.body(_Reversed(phys), p, x, ref)
 
     def __call__(self, phys: ElementPhysics, p: Params, x, ref: Reference):
         x = phys.entry(p, x, ref)
         x = self.body(phys, p, x, ref)
         return phys.exit(p, x, ref)
+
+    def inverse(self, phys: ElementPhysics, p: Params, x, ref: Reference):
+        """The inverse of this method's map of ``phys``: ``inverse(call(x)) == x``."""
+        if type(phys).exit is not ElementPhysics.exit:
+            x = _invert_face(phys.exit, p, x, ref)
+        x = self.inverse_body(phys, p, x, ref)
+        if type(phys).entry is not ElementPhysics.entry:
+            x = _invert_face(phys.entry, p, x, ref)
+        return x
 
 
 def _yoshida4_coefficients():
@@ -124,6 +176,8 @@ def _yoshida4_coefficients():
 
 class DriftKick(Method):
     """Symmetric drift-kick split of order 2 (leapfrog) or 4 (Yoshida), ``slices`` per body."""
+
+    palindromic: ClassVar[bool] = True
 
     order: int = eqx.field(static=True, default=2)
     slices: int = eqx.field(static=True, default=1)
@@ -157,6 +211,12 @@ class Linear(Method):
             raise TypeError(f"{type(phys).__name__} has no exact linear map; use DriftKick()")
         return m @ x + phys.offset(p, ref)
 
+    def inverse_body(self, phys, p, x, ref):
+        m = phys.matrix(p, ref)
+        j = symplectic_form()
+        # the inverse of a symplectic matrix is -J M^T J
+        return -(j @ m.T @ j) @ (x - phys.offset(p, ref))
+
 
 class Flow(Method):
     """The exact flow of the whole body in one step, for elements without a kick part.
@@ -164,6 +224,8 @@ class Flow(Method):
     Drifts and solenoids are integrable: their ``drift`` piece over the full length is the
     element's map, so splitting it (``DriftKick``) only costs time.
     """
+
+    palindromic: ClassVar[bool] = True
 
     def body(self, phys, p, x, ref):
         if phys.has_kick:
