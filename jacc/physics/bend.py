@@ -337,6 +337,7 @@ class Yoshida6(Method):
     """
 
     kicks: int | None = eqx.field(static=True, default=None)
+    palindromic: ClassVar[bool] = True  # symmetric coefficients: negated fractions invert it
 
     def __check_init__(self):
         if self.kicks is not None and (int(self.kicks) != self.kicks or self.kicks < 1):

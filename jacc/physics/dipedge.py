@@ -29,7 +29,10 @@ _SIDES = ("entry", "exit")
 
 
 class DipoleEdge(ElementPhysics):
-    """Thin dipole edge: the whole map is the ``kick`` piece (``frac`` must be 1).
+    """Thin dipole edge: the whole map is the ``entry`` face (no body).
+
+    Being a face rather than a kick (which must scale with its fraction), the edge is
+    inverted by the generic face inverse of `Method.inverse`.
 
     Attributes:
         edge: edge model (:class:`~jacc.physics.edge.LinearEdge` is MAD-X's and Xsuite's
@@ -50,7 +53,7 @@ class DipoleEdge(ElementPhysics):
         """The same physics for the given face (``'entry'`` or ``'exit'``)."""
         return DipoleEdge(edge=self.edge, side=side)
 
-    def kick(self, p, x, frac, ref):
+    def entry(self, p, x, ref):
         face = self.edge.exit if self.side == "exit" else self.edge.entry
         return face(x, p["h"], 0.0, 0.0, p["e1"], 0.5 * p["gap"], p["fint"], ref.beta0)
 
@@ -61,7 +64,7 @@ class DipoleEdge(ElementPhysics):
         )
 
 
-# A thin element: DriftKick() applies the kick once (its drift pieces are identities).
+# A thin element: the face is all there is (DriftKick()'s drift and kick are identities).
 # ``side`` is per element: the engine sets it with ``physics.with_side(element.side)``.
 XSUITE_DEFAULTS = {"DipoleEdge": (DipoleEdge(edge=LinearEdge()), DriftKick())}
 # ``model='full'`` in Xsuite is the dipole-only full edge (no multipole fringe).
