@@ -9,7 +9,10 @@ _jax.config.update("jax_enable_x64", True)
 
 from .lattice import *  # noqa: E402,F401,F403
 from .lattice import Knob, Lattice, LatticeError, Line, PhysicsWarning  # noqa: E402,F401
-from .particles import ReferenceParticle  # noqa: E402,F401
+from .particles import (  # noqa: E402,F401
+    ReferenceParticle, delta_from_pt, from_particle_group, impactx_to_madx, madx_to_impactx,
+    madx_to_xsuite, pt_from_delta, to_particle_group, xsuite_to_madx,
+)
 from .containers import Envelope, NamedValues, PhaseSpace, Twiss  # noqa: E402,F401
 from .physics.base import DriftKick, Linear  # noqa: E402,F401
 from .engine import (  # noqa: E402,F401
