@@ -118,7 +118,7 @@ def test_bend_gradients_match_finite_differences(model, species):
     fwd = jax.jit(jax.jacfwd(out))(p)
     w = jnp.arange(1.0, 7.0)
     rev = jax.jit(jax.grad(lambda q: out(q) @ w))(p)
-    for name in ("angle", "k1", "e1", "fint", "k2", "e2", "fintx", "gap"):
+    for name in ("angle", "k1", "e1", "fint", "k2", "e2", "fintx", "gap", "l"):
         fd = central_difference(out, p, name)
         scale = float(jnp.abs(fwd[name]).max())
         assert scale > 0.0, name

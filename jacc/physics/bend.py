@@ -35,12 +35,14 @@ whose curved body adds ``angle / 2`` to both edge angles (:func:`rbend_to_sbend`
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jacc.physics.base import ElementPhysics, Method, _yoshida4_coefficients
 from jacc.physics.edge import (
@@ -369,9 +371,12 @@ class Yoshida6(Method):
         # zero kick (adds exactly 0). A small scan body keeps XLA from fusing (and
         # recomputing) long chains of steps: 5x faster than a loop over whole slices and
         # 100x faster than one carrying the stacked 6-vector (measured on CPU).
-        d = jnp.tile(jnp.asarray(drifts) / n, n)
-        k = jnp.tile(jnp.asarray(kicks + (0.0,)) / n, n)
+        d = np.tile(np.asarray(drifts) / n, n)
+        k = np.tile(np.asarray(kicks + (0.0,)) / n, n)
 
+        # Reverse mode keeps only the 6 coordinates per step (recomputing the step's
+        # intermediates), not the ~60 arrays of a nested polar-drift step.
+        @functools.partial(jax.checkpoint, prevent_cse=False)
         def step(c, dk):
             z = phys.kick(p, phys.drift(p, jnp.stack(c), dk[0], ref), dk[1], ref)
             return _unpack(z), None

@@ -39,7 +39,9 @@ __all__ = [
     "FullEdge",
     "LinearEdge",
     "NoEdge",
+    "XSUITE_DEFAULTS",
     "XSUITE_DEFAULT_EDGE",
+    "XSUITE_FULL_EDGE",
     "XSUITE_FULL_EDGE_MODEL",
     "linear_edge_coefficients",
     "linear_edge_matrix",
@@ -330,3 +332,6 @@ class FullEdge(EdgeModel):
 # switches both to the full model.
 XSUITE_DEFAULT_EDGE = LinearEdge()
 XSUITE_FULL_EDGE_MODEL = FullEdge()
+# Element presets live with the elements (bend.py, dipedge.py); no element type is defined here.
+XSUITE_DEFAULTS: dict = {}
+XSUITE_FULL_EDGE: dict = {}
