@@ -41,7 +41,7 @@ from jacc.physics.bend import (
 from jacc.physics.dipedge import XSUITE_DEFAULTS as DIPEDGE_DEFAULTS
 from jacc.physics.dipedge import XSUITE_FULL_EDGE as DIPEDGE_FULL
 from jacc.physics.dipedge import DipoleEdge
-from jacc.physics.edge import FullEdge, LinearEdge
+from jacc.physics.edge import FullEdge, LinearEdge, NoEdge
 from xsuite_ref import xsuite_track
 
 pytestmark = pytest.mark.xsuite
@@ -259,3 +259,41 @@ def test_iota_dipole_with_dipedges(edge, species):
 
     got = np.asarray(jax.jit(jax.vmap(chain))(jnp.asarray(particles())))
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOL_XSUITE)
+
+
+@pytest.mark.parametrize("edge", ["linear", "full"])
+def test_dipedges_equal_bend_edges(edge):
+    """A bend with e1/e2/fint/gap equals the edge-less bend between DipoleEdges (entry, exit).
+
+    Two xtrack behaviours this exposes: its MAD-X importer leaves every ``dipedge`` on side
+    'entry', which changes the full model at exit faces; and with edge model 'full' a bend
+    whose own e1 = fint = gap = 0 still applies a hard-edge fringe (the linear edge is then
+    the identity), so an sbend between dipedges gets its fringe twice.
+    """
+    pe1 = dict(h=np.pi / 8 / 0.4, e1=0.1, gap=0.04, fint=0.4)
+    pe2 = dict(h=np.pi / 8 / 0.4, e1=-0.05, gap=0.04, fint=0.6)
+    with_edges = bend_params(l=0.4, angle=np.pi / 8, e1=0.1, e2=-0.05, fint=0.4, fintx=0.6,
+                             gap=0.04)
+    plain = bend_params(l=0.4, angle=np.pi / 8)
+    btab, dtab = (XSUITE_DEFAULTS, DIPEDGE_DEFAULTS) if edge == "linear" else (
+        XSUITE_FULL_EDGE, DIPEDGE_FULL)
+    bphys, bmeth = btab["SBend"]
+    dphys, dmeth = dtab["DipoleEdge"]
+    bmeth = bmeth.resolve(plain)
+    ref = reference("electron")
+    jp = lambda p: {k: jnp.asarray(v) for k, v in p.items()}  # noqa: E731
+
+    def chain(z, bend):
+        z = dmeth(dphys.with_side("entry"), jp(pe1), z, ref)
+        z = bmeth(bend, jp(plain), z, ref)
+        return dmeth(dphys.with_side("exit"), jp(pe2), z, ref)
+
+    x0 = jnp.asarray(particles())
+    expected = track_jacc(bphys, bmeth, with_edges, "electron")
+    got = np.asarray(jax.vmap(lambda z: chain(z, SBend(edge=NoEdge())))(x0))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-15)  # same operations
+    doubled = np.asarray(jax.vmap(lambda z: chain(z, bphys))(x0))
+    if edge == "linear":  # a linear edge with e = 0 is the identity
+        np.testing.assert_allclose(doubled, expected, rtol=0, atol=1e-15)
+    else:
+        assert np.abs(doubled - expected).max() > 1e-7

@@ -11,7 +11,9 @@ model kicks ``px += r21 x``, ``py += r43 y`` (MAD-X's matrix, the same on both f
 ``model='full'`` (set by ``line.configure_bend_model(edge='full')``) applies a frame
 rotation by ``-e1``, the dipole fringe and the dipole wedge, in reverse order and with
 the fringe sign flipped on the exit side (:class:`jacc.physics.edge.FullEdge` without
-its multipole part).
+its multipole part). In that model the neighbouring bend's own edges (``e = 0``, no
+``fint``) still apply a hard-edge fringe; only ``NoEdge`` on the bend makes
+"bend between dipedges" equal to "bend with its edges".
 """
 
 from __future__ import annotations
