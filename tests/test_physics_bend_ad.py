@@ -109,7 +109,8 @@ def central_difference(f, p, name):
 
 @pytest.mark.parametrize(
     "model,species",
-    [("default", "electron"), ("default", "proton"), ("full_edge", "electron"), ("exact", "proton")],
+    [("default", "electron"), ("default", "proton"), ("full_edge", "electron"),
+     ("exact", "proton")],
 )
 def test_bend_gradients_match_finite_differences(model, species):
     p = bend_params(**COMBINED)

@@ -80,7 +80,8 @@ SBENDS = [
      dict(l=0.4, angle=np.pi / 8, e1=np.pi / 16, e2=np.pi / 16, fint=0.5, fintx=0.5, gap=0.058)),
     ("combined", "l=0.4, angle=pi/8, k1=-1.2, e1=0.1, e2=-0.05, fint=0.4, fintx=0.6, hgap=0.02",
      dict(l=0.4, angle=np.pi / 8, k1=-1.2, e1=0.1, e2=-0.05, fint=0.4, fintx=0.6, gap=0.04)),
-    ("focusing_negative", "l=0.25, angle=-pi/6, k1=2.5, e1=-0.2, e2=0.1, fint=0.5, fintx=0.5, hgap=0.015",
+    ("focusing_negative",
+     "l=0.25, angle=-pi/6, k1=2.5, e1=-0.2, e2=0.1, fint=0.5, fintx=0.5, hgap=0.015",
      dict(l=0.25, angle=-np.pi / 6, k1=2.5, e1=-0.2, e2=0.1, fint=0.5, fintx=0.5, gap=0.03)),
     ("straight_quad", "l=0.4, angle=0, k1=1.3", dict(l=0.4, angle=0.0, k1=1.3)),
 ]

@@ -346,7 +346,9 @@ class Yoshida6(Method):
 
     def __check_init__(self):
         if self.kicks is not None and (int(self.kicks) != self.kicks or self.kicks < 1):
-            raise ValueError(f"Yoshida6: kicks must be a positive integer or None, got {self.kicks!r}")
+            raise ValueError(
+                f"Yoshida6: kicks must be a positive integer or None, got {self.kicks!r}"
+            )
 
     def resolve(self, p) -> "Yoshida6":
         """This method with the kick count fixed from concrete ``p['l']``, ``p['angle']``."""
