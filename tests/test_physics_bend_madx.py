@@ -142,10 +142,12 @@ def test_dipedge_rmatrix(madx, case, side):
     _, definition, p = case
     r = madx_rmatrix(mad, f"dipedge, {definition}", 0.0)  # the row at the thin edge itself
     phys = DipoleEdge(side=side)
-    np.testing.assert_allclose(np.asarray(phys.matrix(jparams(p), ref)), r, rtol=0, atol=TOL_MADX)
-    # Linear edge tracking is that matrix exactly.
-    jac = jax.jacfwd(lambda z: DriftKick()(phys, jparams(p), z, ref))(jnp.zeros(6))
-    np.testing.assert_allclose(np.asarray(jac), r, rtol=0, atol=TOL_MADX)
+    np.testing.assert_allclose(np.asarray(phys.edge_matrix(jparams(p), ref)), r, rtol=0,
+                               atol=TOL_MADX)
+    # The element's map under Linear() and its (linear) tracking map are that matrix.
+    for method in (Linear(), DriftKick()):
+        jac = jax.jacfwd(lambda z: method(phys, jparams(p), z, ref))(jnp.zeros(6))
+        np.testing.assert_allclose(np.asarray(jac), r, rtol=0, atol=TOL_MADX)
 
 
 # IOTA's M1R as in t1_iota_8_4.madx, followed by an sbend with its own edges and an rbend.

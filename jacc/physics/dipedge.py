@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import equinox as eqx
+import jax.numpy as jnp
 
 from jacc.physics.base import DriftKick, ElementPhysics
 from jacc.physics.edge import EdgeModel, FullEdge, LinearEdge
@@ -60,6 +61,12 @@ class DipoleEdge(ElementPhysics):
         return face(x, p["h"], 0.0, 0.0, p["e1"], 0.5 * p["gap"], p["fint"], ref.beta0)
 
     def matrix(self, p, ref):
+        # The body of a face-only element is the identity: the edge itself is ``entry``,
+        # which ``Linear()`` applies too (returning the edge here would apply it twice).
+        return jnp.eye(6, dtype=jnp.result_type(p["h"], float))
+
+    def edge_matrix(self, p, ref):
+        """First-order 6x6 map of the edge (MAD-X ``dipedge`` ``rmatrix`` for the linear model)."""
         return self.edge.matrix(
             p["h"], 0.0, 0.0, p["e1"], 0.5 * p["gap"], p["fint"], ref.beta0,
             exit=self.side == "exit",
