@@ -267,7 +267,7 @@ def test_dipedges_equal_bend_edges(edge):
 
     Two xtrack behaviours this exposes: its MAD-X importer leaves every ``dipedge`` on side
     'entry', which changes the full model at exit faces; and with edge model 'full' a bend
-    whose own e1 = fint = gap = 0 still applies a hard-edge fringe (the linear edge is then
+    whose own e1 = fint = gap = 0 still applies a hard-edge fringe (its linear edge is then
     the identity), so an sbend between dipedges gets its fringe twice.
     """
     pe1 = dict(h=np.pi / 8 / 0.4, e1=0.1, gap=0.04, fint=0.4)
@@ -293,7 +293,7 @@ def test_dipedges_equal_bend_edges(edge):
     got = np.asarray(jax.vmap(lambda z: chain(z, SBend(edge=NoEdge())))(x0))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-15)  # same operations
     doubled = np.asarray(jax.vmap(lambda z: chain(z, bphys))(x0))
-    if edge == "linear":  # a linear edge with e = 0 is the identity
+    if edge == "linear":  # a linear edge with e = fint = gap = 0 is the identity
         np.testing.assert_allclose(doubled, expected, rtol=0, atol=1e-15)
     else:
         assert np.abs(doubled - expected).max() > 1e-7

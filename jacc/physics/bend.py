@@ -25,9 +25,9 @@ What Xsuite 0.118 does for ``xt.Bend`` / ``xt.RBend`` by default (``model='adapt
   exact flow, which is why :class:`SBend` reproduces the scheme step by step;
   :class:`ExactSBend` uses the exact dipole flow instead (Xsuite ``bend-kick-bend``).
 * edges: ``linear`` at both faces (see :mod:`jacc.physics.edge`). The linear edge of a
-  face with ``e = 0`` is the identity whatever ``fint``/``gap``; the ``full`` edge is
-  not (the hard-edge dipole fringe remains), so with ``edge='full'`` a MAD-X sbend placed
-  between ``dipedge`` elements (IOTA) gets a fringe from both.
+  face with ``e = 0`` and ``fint gap = 0`` is the identity; the ``full`` edge is not (the
+  hard-edge dipole fringe remains), so with ``edge='full'`` a MAD-X sbend placed between
+  ``dipedge`` elements (IOTA) gets a fringe from both.
 
 ``xt.Line.from_madx_sequence`` turns a MAD-X ``sbend`` into ``xt.Bend(length=l,
 angle, k1, k2, edge_entry_angle=e1, edge_exit_angle=e2, edge_entry_fint=fint,
