@@ -297,3 +297,19 @@ def test_dipedges_equal_bend_edges(edge):
         np.testing.assert_allclose(doubled, expected, rtol=0, atol=1e-15)
     else:
         assert np.abs(doubled - expected).max() > 1e-7
+
+
+@pytest.mark.parametrize("species", SPECIES)
+@pytest.mark.parametrize("case", ["iota_m2r", "combined"])
+def test_simplified_presets_still_match_xtrack(case, species):
+    """``simplify`` (the engine's compile-time hook, all fields constant) keeps the map.
+
+    The contract asks for agreement to rounding; an exact dipole flow in place of Xsuite's
+    nested split would be ~1e-10 off here (see test_default_scheme_differs_from_exact_flow).
+    """
+    p = BENDS[case]
+    phys, method = XSUITE_DEFAULTS["SBend"]
+    method = method.resolve(p)
+    sphys, smethod = phys.simplify(method, {k: float(v) for k, v in p.items()})
+    got = track_jacc(sphys, smethod, p, species)
+    np.testing.assert_allclose(got, track_xtrack(xt_bend(p), species), rtol=0, atol=TOL_XSUITE)
