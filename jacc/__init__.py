@@ -16,7 +16,7 @@ from .particles import (  # noqa: E402,F401
 from .containers import Envelope, NamedValues, PhaseSpace, Twiss  # noqa: E402,F401
 from .physics.base import DriftKick, Linear  # noqa: E402,F401
 from .engine import (  # noqa: E402,F401
-    MonitorData, Preset, TrackingEngine, TrackResult, Xsuite, XsuiteFullEdge, track,
+    MonitorData, Preset, TrackingEngine, TrackResult, Xsuite, XsuiteExactBend, XsuiteFullEdge, track,
 )
 from . import lattices  # noqa: E402,F401
 

@@ -2,5 +2,5 @@
 
 from .compiler import KernelSpec, LineSpec, compile_lattice
 from .engine import StaticParams, TrackingEngine, track
-from .presets import Preset, Xsuite, XsuiteFullEdge
+from .presets import Preset, Xsuite, XsuiteExactBend, XsuiteFullEdge
 from .tracker import MonitorData, TrackResult
