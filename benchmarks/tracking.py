@@ -30,6 +30,13 @@ def particles(n: int, seed: int = 0) -> np.ndarray:
     return rng.normal(size=(n, 6)) * np.array([1e-3, 1e-4, 1e-3, 1e-4, 1e-3, 1e-4])
 
 
+CONFIGS = {
+    # name: (JACC preset, xtrack bend core model)
+    "default models": (lambda: jacc.Xsuite(), None),
+    "exact bends": (lambda: jacc.XsuiteExactBend(), "bend-kick-bend"),
+}
+
+
 def jacc_tracker(lat, rp, model=None):
     engine = jacc.TrackingEngine(lat, rp, model=model)
     spec, _, dyn = engine.make_model()
@@ -59,10 +66,13 @@ def xsuite_to_madx_particles(p, rp):
     return xsuite_to_madx(np.stack([p.x, p.px, p.y, p.py, p.zeta, p.delta], axis=1), rp)
 
 
-def throughput(lat, rp, madx, seq, sizes, n_turns, results):
+def throughput(lat, rp, madx, seq, sizes, n_turns, results, config="default models"):
     n_el = len(lat)
-    f, dyn, spec = jacc_tracker(lat, rp)
+    preset, core = CONFIGS[config]
+    f, dyn, spec = jacc_tracker(lat, rp, preset())
     line = xtrack_line(madx, seq, rp)
+    if core is not None:
+        line.configure_bend_model(core=core)
     line.build_tracker()
     rows = []
     try:
@@ -99,16 +109,19 @@ def throughput(lat, rp, madx, seq, sizes, n_turns, results):
         elif cheetah_ok:
             row += ["-", "-"]
         rows.append(row)
-        results.setdefault("throughput", []).append(entry)
+        results.setdefault(f"throughput_{config.replace(' ', '_')}", []).append(entry)
     header = ["particles", "JACC [part*elem/s]", "xtrack [part*elem/s]", "ratio vs xtrack", "max |JACC-xtrack|"]
     if cheetah_ok:
         header += ["ratio vs Cheetah", "max |JACC-Cheetah| (x..py)"]
-    print_table(f"Tracking {seq} ({n_el} elements, {n_turns} turns, one thread, default models)", header, rows)
+    print_table(f"Tracking {seq} ({n_el} elements, {n_turns} turns, one thread, {config}: "
+                f"JACC {type(preset()).__name__}(), xtrack bend core {core or 'default'})", header, rows)
     if not cheetah_ok:
         print(f"Cheetah: {why}")
-    at_1e4 = [r for r in results["throughput"] if r["n_particles"] == 10000]
-    if at_1e4:
+    at_1e4 = [r for r in results[f"throughput_{config.replace(' ', '_')}"] if r["n_particles"] == 10000]
+    if at_1e4 and config == "default models":
         results["throughput_ratio_vs_xtrack"] = at_1e4[0]["ratio"]
+    elif at_1e4:
+        results["throughput_ratio_vs_xtrack_exact_bends"] = at_1e4[0]["ratio"]
 
 
 def compile_times(lat, rp, results):
@@ -181,7 +194,8 @@ def main(argv=None) -> int:
     lat, rp, madx, seq = load_madx(args.lattice)
     results = {"lattice": args.lattice, "n_elements": len(lat), "machine": machine(),
                "models": "JACC Xsuite() preset vs xtrack defaults (from_madx_sequence)"}
-    throughput(lat, rp, madx, seq, sizes, 1 if args.quick else args.turns, results)
+    for config in CONFIGS:
+        throughput(lat, rp, madx, seq, sizes, 1 if args.quick else args.turns, results, config)
     compile_times(lat, rp, results)
     reverse_mode(lat, rp, results, n=100 if args.quick else 1000, n_turns=10 if args.quick else 100)
     write_json(args.json, results)
