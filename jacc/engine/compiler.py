@@ -178,6 +178,9 @@ def compile_lattice(lat: Lattice, ref: Reference, preset: Preset, *, specialise:
             model_kind = "Drift" if kind == "Monitor" else kind
             physics, method = preset.model(model_kind, el.name)
             physics = _specialise(physics, el)
+            fixed = preset.fixed_options(kind)
+            if fixed:
+                physics = dataclasses.replace(physics, **fixed)
             vals = _param_values(el, physics, length, ref)
         ov = lat.overrides.get(i, {})
         own_flags = set(ov.get("diff_params", []))
