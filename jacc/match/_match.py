@@ -1,0 +1,217 @@
+"""`match`: vary knobs until optics targets are reached, by gradient-based solvers.
+
+The residual is a pure function of the knob values: the knobs are written into the engine's
+``dynamic`` dict and the optics come from ``engine.make_twiss_func`` (closed orbit, Twiss,
+tunes and chromaticity, all differentiable), so Jacobians are exact (forward mode), not
+finite differences.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jacc.lattice import Lattice
+
+from ._knobs import Vary, apply_values, current_values, flagged_copy, parse_knobs
+from ._solve import SolveResult, solve
+from ._targets import ResolvedTargets, Target, parse_targets, resolve_targets
+
+
+@dataclasses.dataclass(frozen=True)
+class MatchOptions:
+    """Options of a match.
+
+    Attributes:
+        max_steps: step limit of the solver.
+        progress: show a progress bar with the loss.
+        twiss: keyword options of ``engine.make_twiss_func`` (e.g. the closed-orbit options).
+        model: physics preset of the engine (default `jacc.Xsuite()`).
+    """
+
+    max_steps: int = 200
+    progress: bool = True
+    twiss: dict = dataclasses.field(default_factory=dict)
+    model: Any = None
+
+    def __post_init__(self):
+        if int(self.max_steps) < 1:
+            raise ValueError(f"MatchOptions: max_steps must be >= 1, got {self.max_steps}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MatchResult:
+    """Outcome of `match`.
+
+    Attributes:
+        lattice: a copy of the input lattice with the knobs set to the solution.
+        knobs: solution, ``{key: value}`` (keys as in the engine's ``dynamic``: ``"qf.k1"``).
+        knobs_initial: starting values.
+        targets: the targets, in order.
+        achieved: value of each target quantity at the solution.
+        achieved_initial: the same at the start.
+        residuals: ``achieved - value`` (0 for a satisfied inequality), unweighted.
+        converged: every target is within its ``tol`` at the solution.
+        iterations: solver steps.
+        message: the solver's status when it stopped on something other than its tolerance
+            (a step limit, a failure); "" otherwise.
+        history: loss (0.5 sum of weighted squared residuals) per step.
+        time_s: wall time of the solve [s].
+    """
+
+    lattice: Lattice
+    knobs: dict[str, float]
+    knobs_initial: dict[str, float]
+    targets: tuple[Target, ...]
+    achieved: np.ndarray
+    achieved_initial: np.ndarray
+    residuals: np.ndarray
+    converged: bool
+    iterations: int
+    message: str
+    history: np.ndarray
+    time_s: float
+
+    @property
+    def max_residual(self) -> float:
+        """Largest unweighted target violation."""
+        return float(np.max(np.abs(self.residuals)))
+
+    def __str__(self) -> str:
+        lines = [f"match: {'converged' if self.converged else 'NOT converged'} in "
+                 f"{self.iterations} steps, {self.time_s:.3f} s, max |residual| {self.max_residual:.3e}"]
+        if self.message:
+            lines.append(f"  solver: {self.message}")
+        w = max(len(t.name) for t in self.targets)
+        lines.append(f"  {'target'.ljust(w)}  op  {'value':>14}  {'start':>14}  {'achieved':>14}  residual")
+        for t, a0, a, r in zip(self.targets, self.achieved_initial, self.achieved, self.residuals):
+            lines.append(f"  {t.name.ljust(w)}  {t.op:<2}  {t.value:14.8g}  {a0:14.8g}  {a:14.8g}  {r:.2e}")
+        w = max(len(k) for k in self.knobs)
+        lines.append(f"  {'knob'.ljust(w)}  {'start':>16}  {'solution':>16}")
+        for k, v in self.knobs.items():
+            lines.append(f"  {k.ljust(w)}  {self.knobs_initial[k]:16.10g}  {v:16.10g}")
+        return "\n".join(lines)
+
+
+class Matcher:
+    """A compiled matching problem; `solve` may be called again (new target values, new start)
+    without recompiling.
+
+    Args:
+        lat: the lattice (not modified).
+        rp: reference particle.
+        knobs: what varies (see `jacc.match.parse_knobs`): ``{"qf": "k1", "qd": "k1"}``,
+            ``["kq01", "kq02"]``, ``["qf:3.k1"]`` or `Vary` objects.
+        targets: what to reach (see `jacc.match.parse_targets`): ``{"qx": 4.3, "qy": 2.6}``,
+            ``{"betx@ip": 5.0, "bety@qf:2": ("<", 30.0)}`` or `Target` objects.
+        solver: an optimistix solver (default Levenberg-Marquardt) or an optax transform.
+        options: `MatchOptions`.
+    """
+
+    def __init__(self, lat: Lattice, rp, knobs, targets, *, solver=None,
+                 options: MatchOptions | None = None):
+        from jacc.engine import TrackingEngine
+
+        if not isinstance(lat, Lattice):
+            raise TypeError(f"match: lat must be a jacc.Lattice, got {type(lat).__name__}")
+        self.options = MatchOptions() if options is None else options
+        self.lattice = lat
+        self.varies: list[Vary] = parse_knobs(knobs)
+        self.targets: ResolvedTargets = resolve_targets(lat, parse_targets(targets))
+        self.solver = solver
+        flagged = flagged_copy(lat, self.varies)
+        engine = TrackingEngine(flagged, rp, self.options.model)
+        spec, _, dynamic = engine.make_model()
+        self.engine, self.spec, self.dynamic = engine, spec, dynamic
+        self.twiss_fn = engine.make_twiss_func(spec, **self.options.twiss)
+        self.keys = [v.key for v in self.varies]
+        self.x0 = np.array(current_values(lat, self.varies))
+        self.scale = np.array([v.step if v.step is not None else (abs(x) if x != 0 else 1.0)
+                               for v, x in zip(self.varies, self.x0)])
+        self._cache: dict = {}
+        self._achieved = jax.jit(lambda x: self.targets.achieved(self.twiss(x)))
+
+    def dynamic_at(self, x) -> dict:
+        """The engine's ``dynamic`` dict with the knobs set to ``x`` (shape (n_knobs,))."""
+        d = dict(self.dynamic)
+        for i, k in enumerate(self.keys):
+            d[k] = x[i]
+        return d
+
+    def twiss(self, x):
+        """Optics with the knobs at ``x`` (pure, differentiable)."""
+        return self.twiss_fn(self.dynamic_at(x))
+
+    def residual(self, y, values):
+        """Weighted target residuals for solver variables ``y`` (knob changes in steps)."""
+        x = jnp.asarray(self.x0) + y * jnp.asarray(self.scale)
+        return self.targets.residual(self.twiss(x), values)
+
+    def solve(self, values=None, x0=None) -> MatchResult:
+        """Run the solver.
+
+        Args:
+            values: target values (default: those of the targets), shape (n_targets,).
+            x0: starting knob values (default: the lattice's), shape (n_knobs,).
+        """
+        values = self.targets.values if values is None else np.asarray(values, dtype=float)
+        if values.shape != self.targets.values.shape:
+            raise ValueError(f"values: expected shape {self.targets.values.shape}, got {values.shape}")
+        start = self.x0 if x0 is None else np.asarray(x0, dtype=float)
+        y0 = (start - self.x0) / self.scale
+        res: SolveResult = solve(self.residual, y0, jnp.asarray(values), solver=self.solver,
+                                 max_steps=self.options.max_steps, progress=self.options.progress,
+                                 desc="match", jitted=self._cache)
+        x = self.x0 + res.y * self.scale
+        achieved = np.asarray(self._achieved(jnp.asarray(x)))
+        achieved0 = np.asarray(self._achieved(jnp.asarray(start)))
+        resid = _violations(self.targets, achieved, values)
+        tols = np.array([t.tol for t in self.targets.targets])
+        # reached targets count, whatever stopped the solver (e.g. a step limit hit after)
+        converged = bool(np.all(np.isfinite(achieved)) and np.all(np.abs(resid) <= tols))
+        return MatchResult(
+            lattice=apply_values(self.lattice, self.varies, x),
+            knobs=dict(zip(self.keys, map(float, x))),
+            knobs_initial=dict(zip(self.keys, map(float, start))),
+            targets=tuple(self.targets.targets) if values is self.targets.values else tuple(
+                dataclasses.replace(t, value=float(v)) for t, v in zip(self.targets.targets, values)),
+            achieved=achieved, achieved_initial=achieved0, residuals=resid,
+            converged=converged, iterations=res.iterations, message=res.message,
+            history=res.history, time_s=res.time_s)
+
+
+def _violations(targets: ResolvedTargets, achieved, values) -> np.ndarray:
+    d = np.asarray(achieved) - np.asarray(values)
+    ops = np.array([t.op for t in targets.targets])
+    return np.where(ops == "==", d, np.where(ops == "<", np.maximum(d, 0), np.minimum(d, 0)))
+
+
+def match(lat: Lattice, rp, knobs, targets, *, solver=None, options: MatchOptions | None = None,
+          **option_kwargs) -> MatchResult:
+    """Vary ``knobs`` of ``lat`` until the optics reach ``targets``.
+
+    Example:
+        ``res = jacc.match(lat, rp, knobs={"qf": "k1", "qd": "k1"}, targets={"qx": 4.30, "qy": 2.60})``
+        then ``res.converged``, ``res.lattice`` (the updated lattice), ``print(res)``.
+
+    Args:
+        lat: the lattice (not modified; the solution is in ``result.lattice``).
+        rp: reference particle.
+        knobs: what varies: ``{"qf": "k1"}`` (a definition: every placement of it),
+            ``{"qf:3": "k1"}`` (one placement), ``["kq01", ...]`` (lattice knobs),
+            ``"qf.k1"`` strings or `Vary` objects.
+        targets: ``{"qx": 4.30, "dqy": 1.0, "betx@qf:1": 12.0, "bety@qd:1": ("<", 30.0)}`` or
+            a list of `Target` (with weights, tolerances, inequalities, relative positions).
+        solver: optimistix solver (default ``optimistix.LevenbergMarquardt``; also
+            ``optimistix.BFGS`` or any least-squares solver / minimiser) or an optax transform.
+        options: `MatchOptions`; or give its fields as keywords (``max_steps=50``).
+    """
+    if options is None:
+        options = MatchOptions(**option_kwargs)
+    elif option_kwargs:
+        options = dataclasses.replace(options, **option_kwargs)
+    return Matcher(lat, rp, knobs, targets, solver=solver, options=options).solve()
