@@ -54,7 +54,7 @@ def xtrack_line(madx, seq, rp, *, full_edges: bool = False):
     """An ``xt.Line`` of the same sequence with the same reference particle (xtrack defaults)."""
     import xtrack as xt
 
-    line = xt.Line.from_madx_sequence(madx.sequence[seq], deferred_expressions=True)
+    line = xt.Line.from_madx_sequence(madx.sequence[seq], deferred_expressions=True, install_apertures=True)
     line.particle_ref = xt.Particles(mass0=rp.mass0, q0=rp.charge, p0c=rp.p0c)
     if full_edges:
         line.configure_bend_model(edge="full")

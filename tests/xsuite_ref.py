@@ -32,9 +32,14 @@ def xsuite_to_madx(particles):
 
 
 def xsuite_track(line, x_madx, *, mass0, q0, p0c, num_turns=1):
-    """Track MAD-X coordinates through an ``xt.Line`` (built here if needed); returns MAD-X coordinates."""
+    """Track MAD-X coordinates through an ``xt.Line`` (built here if needed).
+
+    Returns ``(coordinates (n, 6), state (n,))`` in the order of ``x_madx`` (state > 0: alive).
+    """
     if line.tracker is None:
         line.build_tracker()
     parts = xsuite_particles(x_madx, mass0=mass0, q0=q0, p0c=p0c)
     line.track(parts, num_turns=num_turns)
+    # xtrack moves lost particles to the end: sort by particle id before reading the state
+    parts.sort(interleave_lost_particles=True)
     return xsuite_to_madx(parts), np.asarray(parts.state.copy())

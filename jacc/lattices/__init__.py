@@ -20,7 +20,7 @@ from jacc.lattice import Lattice, PhysicsWarning
 from jacc.lattice.io_madx import beam_reference_particle, read_madx
 from jacc.particles import ReferenceParticle, codata2018_mass
 
-__all__ = ["data_path", "fodo_ring", "iota"]
+__all__ = ["data_path", "fodo_ring", "iota", "reference_from_beam"]
 
 IOTA_FILE = "t1_iota_8_4_with_correctors.madx"
 FODO_FILE = "fodo40.madx"
@@ -75,3 +75,22 @@ def fodo_ring() -> tuple[Lattice, ReferenceParticle]:
     """
     lat = _parsed(FODO_FILE).copy()
     return lat, beam_reference_particle(lat.extra["beam"])
+
+
+def reference_from_beam(lat: Lattice, species: str | None = None) -> ReferenceParticle:
+    """The reference particle of an imported lattice, from its MAD-X ``beam`` command.
+
+    Args:
+        lat: a lattice read by `Lattice.from_madx` (its ``extra["beam"]``).
+        species: None for the beam's own particle; ``"proton"`` for a 2.5 MeV kinetic-energy
+            proton (IOTA's proton operation) whatever the file's beam, with MAD-X's mass.
+    """
+    if species == "proton":
+        return ReferenceParticle.from_kinetic_energy(
+            "proton", IOTA_PROTON_KINETIC_ENERGY, mass0=codata2018_mass("proton"))
+    if species is not None:
+        raise ValueError(f"reference_from_beam: species must be None or 'proton', got {species!r}")
+    beam = lat.extra.get("beam")
+    if not beam:
+        raise ValueError(f"lattice '{lat.name}' carries no MAD-X beam command (lat.extra['beam'])")
+    return beam_reference_particle(beam)
