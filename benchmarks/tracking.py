@@ -152,14 +152,14 @@ def compile_times(lat, rp, results):
     print_table("Compile time (one pass, jit, after tracing)", ["lattice", "elements", "compile [s]"], rows)
 
 
-def reverse_mode(lat, rp, results, n=1000, n_turns=100):
+def reverse_mode(lat, rp, results, n=1000, n_turns=100, model=None, reverse="checkpoint", label=""):
     lat = lat.copy()
     quads = [d for d, e in lat.definitions.items() if e.element_name == "Quadrupole"]
     for d in quads:
         lat[d].diff_params = ["k1"]
-    engine = jacc.TrackingEngine(lat, rp)
+    engine = jacc.TrackingEngine(lat, rp, model=model)
     spec, _, dyn = engine.make_model()
-    f = engine.make_tracking_func(spec, record=None)
+    f = engine.make_tracking_func(spec, record=None, reverse=reverse)
     x = jnp.asarray(particles(n) * 0.1)
 
     def loss(d, turns):
@@ -177,7 +177,7 @@ def reverse_mode(lat, rp, results, n=1000, n_turns=100):
         mem[turns] = int(getattr(ma, "temp_size_in_bytes", 0)) if ma is not None else -1
     results.update({"forward_time_s": tf, "grad_time_s": tg, "grad_over_forward": tg / tf,
                     "grad_n_params": len(dyn), "grad_temp_bytes_by_turns": mem})
-    print_table(f"Reverse mode, {n} particles, {n_turns} turns, gradient w.r.t. {len(dyn)} quadrupoles",
+    print_table(f"Reverse mode {label}, {n} particles, {n_turns} turns, gradient w.r.t. {len(dyn)} quadrupoles",
                 ["forward [s]", "gradient [s]", "grad/forward", "temp MB @10 / 100 / 1000 turns"],
                 [[tf, tg, tg / tf, " / ".join(f"{mem[t] / 2**20:.1f}" for t in (10, 100, 1000))]])
 
@@ -197,7 +197,15 @@ def main(argv=None) -> int:
     for config in CONFIGS:
         throughput(lat, rp, madx, seq, sizes, 1 if args.quick else args.turns, results, config)
     compile_times(lat, rp, results)
-    reverse_mode(lat, rp, results, n=100 if args.quick else 1000, n_turns=10 if args.quick else 100)
+    for model, rev in ((None, "checkpoint"), (jacc.XsuiteExactBend(), "checkpoint"),
+                       (jacc.XsuiteExactBend(), "reversible")):
+        sub = {}
+        reverse_mode(lat, rp, sub, n=100 if args.quick else 1000, n_turns=10 if args.quick else 100,
+                     model=model, reverse=rev,
+                     label=f"{type(model or jacc.Xsuite()).__name__}(), reverse='{rev}'")
+        if model is None:
+            results.update(sub)
+        results[f"reverse_{type(model or jacc.Xsuite()).__name__}_{rev}"] = sub
     write_json(args.json, results)
     return 0
 
