@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import optimistix as optx
+from jax.custom_derivatives import SymbolicZero
 from tqdm.auto import tqdm
 
 
@@ -106,9 +107,40 @@ def _with_progress(solver, progress: _Progress):
     return eqx.tree_at(lambda s: s.verbose, solver, verbose)
 
 
+def materialized_jacobian(residual: Callable, jacobian: Callable | None = None) -> Callable:
+    """``residual`` with a JVP that builds the whole Jacobian once per linearisation point.
+
+    optimistix's Gauss-Newton family linearises the residual with ``jax.linearize`` and then
+    applies the linear map column by column in every damped solve; for residuals made of
+    long chains of small operations (optics) that costs many Jacobians per step. With this
+    wrapper the Jacobian (``jacobian(y, args)``, default ``jax.jacfwd(residual)``) is a
+    primal quantity computed once, and the linear map is a matrix product. Derivatives with
+    respect to ``args`` are not provided (they are data).
+    """
+    jac = jax.jacfwd(residual) if jacobian is None else jacobian
+
+    @jax.custom_jvp
+    def wrapped(y, args):
+        return residual(y, args)
+
+    def rule(primals, tangents):
+        y, args = primals
+        dy, dargs = tangents
+        if any(not isinstance(t, SymbolicZero) for t in
+               jax.tree.leaves(dargs, is_leaf=lambda t: isinstance(t, SymbolicZero))):
+            raise NotImplementedError("materialized_jacobian: no derivatives with respect to args")
+        out = residual(y, args)
+        if isinstance(dy, SymbolicZero):
+            return out, jnp.zeros_like(out)
+        return out, jac(y, args) @ dy
+
+    wrapped.defjvp(rule, symbolic_zeros=True)
+    return wrapped
+
+
 def solve(residual: Callable[[jax.Array, Any], jax.Array], y0, args=None, *, solver=None,
           max_steps: int = 200, progress: bool = True, desc: str = "solve",
-          jitted: dict | None = None) -> SolveResult:
+          jitted: dict | None = None, jacobian: Callable | None = None) -> SolveResult:
     """Minimise ``0.5 * sum(residual(y, args)**2)`` over ``y`` from ``y0``.
 
     Args:
@@ -120,6 +152,8 @@ def solve(residual: Callable[[jax.Array, Any], jax.Array], y0, args=None, *, sol
         progress: show a tqdm bar with the loss.
         desc: label of the bar.
         jitted: a dict used as a cache of the compiled solve (keep it to reuse the program).
+        jacobian: ``(y, args) -> (m, n)`` Jacobian of ``residual`` for least-squares solvers
+            (default ``jax.jacfwd``); see `materialized_jacobian`.
     """
     solver = as_solver(solver)
     y0 = jnp.asarray(y0, dtype=jnp.float64)
@@ -137,8 +171,10 @@ def solve(residual: Callable[[jax.Array, Any], jax.Array], y0, args=None, *, sol
                     return 0.5 * jnp.sum(r**2)
                 return optx.minimise(loss, hooked, y, a, max_steps=max_steps, throw=False)
         else:
+            fn_ls = materialized_jacobian(residual, jacobian)
+
             def run(y, a):
-                return optx.least_squares(residual, hooked, y, a, max_steps=max_steps, throw=False)
+                return optx.least_squares(fn_ls, hooked, y, a, max_steps=max_steps, throw=False)
 
         def fn(y, a):
             sol = run(y, a)
