@@ -1,7 +1,7 @@
 """Cheetah as a peer in the benchmarks: a JACC lattice expressed as a ``cheetah.Segment``.
 
 Only what Cheetah can express is converted (drifts, quadrupoles, sector bends, sextupoles,
-correctors, markers, monitors, RF cavities at zero voltage); anything else raises
+correctors at zero kick, markers, monitors, RF cavities at zero voltage); anything else raises
 `NotImplementedError`, and the benchmark reports Cheetah as not applicable.
 """
 
@@ -31,6 +31,9 @@ def to_cheetah(lat, rp):
             out.append(cheetah.Sextupole(length=t(e.l), k2=t(e.k2), name=name, dtype=torch.float64))
         elif kind in ("Marker", "Monitor"):
             out.append(cheetah.Marker(name=name))
+        elif kind in ("HKicker", "VKicker", "HVCorrector") and e.xangle == 0 and e.yangle == 0:
+            out.append(cheetah.Drift(length=t(e.l), name=name, dtype=torch.float64)
+                       if e.l > 0 else cheetah.Marker(name=name))
         elif kind == "RFCavity" and e.voltage == 0:
             out.append(cheetah.Drift(length=t(e.l), name=name, dtype=torch.float64))
         else:

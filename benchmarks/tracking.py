@@ -154,6 +154,11 @@ def compile_times(lat, rp, results):
 
 def reverse_mode(lat, rp, results, n=1000, n_turns=100, model=None, reverse="checkpoint", label=""):
     lat = lat.copy()
+    if reverse == "reversible":
+        # the reversible path tracks without apertures (losses are not invertible)
+        for d in lat.definitions.values():
+            if d.aperture is not None:
+                d.aperture = None
     quads = [d for d, e in lat.definitions.items() if e.element_name == "Quadrupole"]
     for d in quads:
         lat[d].diff_params = ["k1"]
