@@ -59,7 +59,7 @@ def optics_report(lat, rp, out_dir: pathlib.Path) -> str:
              f"  twiss: first call {t1 - t0:.2f} s (compile), then {1e3 * (t2 - t1):.2f} ms"]
     if hasattr(tw, "plot"):
         out_dir.mkdir(parents=True, exist_ok=True)
-        fig = tw.plot()
+        fig = tw.plot(lat, title=f"IOTA, {rp.species}s: " + f"Qx = {float(tw.qx):.4f}, Qy = {float(tw.qy):.4f}")
         path = out_dir / "iota_optics.png"
         fig.savefig(path, dpi=120)
         lines.append(f"  optics plot written to {path}")
