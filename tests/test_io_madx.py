@@ -292,7 +292,7 @@ def test_every_type_maps_to_its_fields(types_case):
     kinds = {n: lat[n].element_name for n in lat.definitions if not n.startswith("drift_")}
     assert kinds == {
         "d1": "Drift", "mk": "Marker", "bpm": "Monitor", "hb": "Monitor", "vb": "Monitor",
-        "ins": "Drift", "q": "Quadrupole", "sb": "SBend", "rb": "RBend", "de": "DipoleEdge",
+        "ins": "Monitor", "q": "Quadrupole", "sb": "SBend", "rb": "RBend", "de": "DipoleEdge",
         "sx": "Sextupole", "oc": "Octupole", "mp": "Multipole", "hk": "HKicker",
         "vk": "VKicker", "kk": "HVCorrector", "tk": "HVCorrector", "so": "Solenoid",
         "rf": "RFCavity", "nl": "NonlinearLens", "co": "Drift", "rc": "Drift"}
@@ -325,6 +325,22 @@ def test_every_type_exports_with_same_optics(types_case):
         # same model; rounding only (the orbit checks misalignments and kicks)
         assert abs(got[key][-1] - ref[key][-1]) < 1e-12 * max(1.0, abs(ref[key][-1])), key
     assert abs(got["s"][-1] - ref["s"][-1]) < S_TOL
+
+
+def test_rf_voltage_per_unit_charge(tmp_path):
+    """JACC's voltage gives an energy gain |q| V (as Xsuite's importer): VOLT / |q| on import."""
+    path = tmp_path / "ion.madx"
+    path.write_text("beam, particle=ion, mass=3.7, charge=2, energy=10;\nv = 0.3;\n"
+                    "rf: rfcavity, l=0, volt:=v, freq=100;\n"
+                    "s: sequence, l=1; rf, at=0.5; endsequence;\n")
+    lat = read_madx(path)
+    assert lat["rf"].voltage == pytest.approx(0.3e6 / 2, rel=1e-15)
+    lat.set_knob("v", 0.5)
+    assert lat["rf"].voltage == pytest.approx(0.5e6 / 2, rel=1e-15)
+    m = _madx(text=lat.to_madx())
+    m.use("s")
+    assert m.elements["rf"].volt == pytest.approx(0.5, rel=1e-15)  # back to MAD-X's energy gain
+    assert m.sequence.s.beam["charge"] == 2.0
 
 
 def test_ipi_line_imports(shared_lattices):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import jacc
+from jacc.lattice import Drift
 from jacc.lattices import _parsed, data_path
 from jacc.particles import ReferenceParticle
 
@@ -67,6 +68,28 @@ def test_copies_are_independent_and_parsed_once():
     lat2, _ = jacc.lattices.iota()
     assert _parsed.cache_info().hits == hits + 1
     assert lat2["qa1r"].k1 == lat2.knobs["kq01"].value != -1.0 and lat2["qa2r"].k1 != 3.0
+
+
+def test_reference_from_beam(shared_lattices):
+    ipi = jacc.Lattice.from_madx(shared_lattices / "ipi_standin.madx")
+    rp = jacc.lattices.reference_from_beam(ipi)
+    m = cpymad.Madx(stdout=False)
+    m.call(str(shared_lattices / "ipi_standin.madx"))
+    beam = {k: float(m.sequence.ipi.beam[k]) for k in ("mass", "energy", "pc")}
+    m.quit()
+    assert rp.species == "proton" and rp.mass0 == beam["mass"] * 1e9
+    assert rp.energy0 == beam["energy"] * 1e9
+    assert rp.p0c == pytest.approx(beam["pc"] * 1e9, rel=1e-12)  # MAD-X sums in GeV
+    # the beam's own particle named explicitly: the beam, not IOTA's 2.5 MeV default
+    assert jacc.lattices.reference_from_beam(ipi, "proton") == rp
+    fodo, _ = jacc.lattices.fodo_ring()
+    rp_p = jacc.lattices.reference_from_beam(fodo, species="proton")
+    assert rp_p.species == "proton" and rp_p.kin_energy0 == pytest.approx(2.5e6, rel=REL)
+    with pytest.raises(ValueError, match="species"):
+        jacc.lattices.reference_from_beam(fodo, species="positron")
+    bare = jacc.Lattice.from_elements([Drift(name="d", l=1.0)])
+    with pytest.raises(ValueError, match="no MAD-X beam"):
+        jacc.lattices.reference_from_beam(bare)
 
 
 def test_fodo_ring():

@@ -24,8 +24,11 @@ _EXPR_RTOL = 1e-9     # rewritten expression vs MAD-X's value: a rewrite bug, no
 class SequenceBuilder:
     """Accumulates definitions, placements, overrides and expressions while walking."""
 
-    def __init__(self, madx, seq_name: str):
+    def __init__(self, madx, seq_name: str, charge: float = 1.0):
         self.madx, self.seq_name = madx, seq_name
+        # MAD-X's VOLT is the energy gain [MV] of the reference particle; JACC's voltage is
+        # per unit charge (energy gain |q| V), as Xsuite's importer: VOLT * 1e6 / |q|.
+        self.voltage_scale = 1e6 / abs(charge)
         self.definitions: dict[str, Element] = {}
         self.line: list[str] = []
         self.overrides: dict[int, dict[str, Any]] = {}
@@ -105,6 +108,8 @@ class SequenceBuilder:
                                   "are imported as values (no knobs)", PhysicsWarning, stacklevel=5)
                 continue
             value = float(p.value)
+            if jfield == "voltage":
+                scale = self.voltage_scale
             if attr == "fintx" and (not p.inform or value < 0):
                 continue  # MAD-X: fintx unset (or negative) means "as fint"
             if attr == "freq" and not p.inform:

@@ -7,15 +7,16 @@ JACC's full ``gap``.
 
 from __future__ import annotations
 
-# MAD-X base type -> JACC element type. Instruments, placeholders and collimators become
-# drifts (thick) or markers (thin); the MAD-X type is kept in ``extra["madx"]["type"]``.
+# MAD-X base type -> JACC element type. Instruments are diagnostics, read out like monitors;
+# placeholders and collimators become drifts (thick) or markers (thin) with their aperture.
+# The MAD-X type is kept in ``extra["madx"]["type"]`` where the JACC type would export as another.
 MADX_TYPES: dict[str, str] = {
     "drift": "Drift",
     "marker": "Marker",
     "monitor": "Monitor",
     "hmonitor": "Monitor",
     "vmonitor": "Monitor",
-    "instrument": "Drift",
+    "instrument": "Monitor",
     "placeholder": "Drift",
     "collimator": "Drift",
     "rcollimator": "Drift",

@@ -42,8 +42,10 @@ def write_madx(lat) -> str:
     out = [f"! MAD-X lattice '{lat.name}' written by JACC: {len(lat.line)} placements, "
            f"length {lat.length!r} m"]
     beam = lat.extra.get("beam")
+    charge = 1.0  # no beam command: MAD-X's default beam, a positron
     if isinstance(beam, dict) and "energy" in beam:
         out.append(_beam(beam))
+        charge = float(beam.get("charge", 1.0))
     for k, knob in lat.knobs.items():
         out.append(f"{k} = {_num(knob.value)};")
 
@@ -56,11 +58,12 @@ def write_madx(lat) -> str:
         if visible:
             label = _unique(f"{name}_{p.occurrence}", taken)
             exprs = {f: e for f, e in lat.expressions.get(name, {}).items() if f not in visible}
-            out.append(_definition(label, p.element, exprs))
+            out.append(_definition(label, p.element, exprs, charge))
         else:
             label = name
             if name not in written:
-                out.append(_definition(name, lat.definitions[name], lat.expressions.get(name, {})))
+                out.append(_definition(name, lat.definitions[name], lat.expressions.get(name, {}),
+                                       charge))
                 written.add(name)
         placed.append((label, p.s_start - lat.s0))
 
@@ -70,7 +73,7 @@ def write_madx(lat) -> str:
     return "\n".join(out) + "\n"
 
 
-def _definition(label: str, el: Element, exprs: dict[str, str]) -> str:
+def _definition(label: str, el: Element, exprs: dict[str, str], charge: float) -> str:
     kind = el.element_name
     keyword = EXPORT_TYPES.get(kind)
     if keyword is None:
@@ -92,6 +95,8 @@ def _definition(label: str, el: Element, exprs: dict[str, str]) -> str:
             if value:
                 attrs.append(f"{madx} = {{{', '.join(_num(v) for v in value)}}}")
             continue
+        if field == "voltage":
+            scale = scale / abs(charge)  # MAD-X VOLT is the energy gain |q| V [MV]
         attrs += _attr(madx, value, exprs.get(field), scale)
     for field, madx in (("dx", "dx"), ("dy", "dy"), ("dtilt", "dpsi")):
         attrs += _attr(madx, getattr(el, field), exprs.get(field), 1.0)

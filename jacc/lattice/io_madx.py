@@ -34,16 +34,18 @@ def read_madx(path, sequence: str | None = None, *, name: str | None = None,
         name: lattice name (default: the sequence name).
         timeout: seconds after which MAD-X is killed and a LatticeError raised.
 
-    Element rules: drift -> Drift; marker -> Marker; monitor/hmonitor/vmonitor -> Monitor;
-    instrument, placeholder, collimator/rcollimator/ecollimator -> Drift (or Marker if thin)
+    Element rules: drift -> Drift; marker -> Marker; monitor/hmonitor/vmonitor/instrument ->
+    Monitor; placeholder, collimator/rcollimator/ecollimator -> Drift (or Marker if thin)
     carrying their aperture; quadrupole, sbend, rbend (``l`` the chord, as MAD-X), dipedge
     (DipoleEdge; ``side`` 'exit' when it follows a bend, else 'entry'), sextupole, octupole,
     multipole, hkicker/vkicker (``kick`` -> xangle/yangle), kicker/tkicker (HVCorrector,
-    ``hkick``/``vkick``), solenoid, rfcavity (MV -> V, MHz -> Hz), nllens. ``hgap`` -> gap/2,
-    ``h1/h2`` -> h_pole1/2, apertures circle/rectangle/ellipse on any element, EALIGN errors
-    (dx, dy, dpsi -> dtilt) and simple field errors as per-placement overrides. Other MAD-X
-    types raise LatticeError; attributes JACC does not model go to ``extra["madx"]`` with a
-    PhysicsWarning. The beam command is kept in ``lat.extra["beam"]`` (MAD-X units: GeV).
+    ``hkick``/``vkick``), solenoid, rfcavity (``volt`` [MV] -> ``voltage`` = volt * 1e6 / |q|
+    [V], |q| the beam's charge, since JACC's cavity gives an energy gain |q| V as Xsuite;
+    ``freq`` [MHz] -> Hz), nllens (NonlinearLens). Bends and edges: ``hgap`` -> ``gap`` =
+    2 hgap, ``h1/h2`` -> ``h_pole1/2``. Apertures circle/rectangle/ellipse on any element;
+    EALIGN errors (dx, dy, dpsi -> dtilt) and simple field errors as per-placement overrides.
+    Other MAD-X types raise LatticeError; attributes JACC does not model go to ``extra["madx"]``
+    with a PhysicsWarning. The beam command is kept in ``lat.extra["beam"]`` (MAD-X units: GeV).
 
     Knobs: a field given by a deferred expression with variables (``k1:=kqa1r``) keeps it,
     rewritten in the leaf variables, which become ``lat.knobs``; lengths, positions and list
@@ -111,7 +113,8 @@ def _import(session, sequence: str | None, source: str) -> Lattice:
     seq_name = _choose_sequence(session, sequence, source)
     seq = madx.sequence[seq_name]
     beam = _beam(madx, seq) if had_beam else None  # not the default beam `use` needed
-    builder = SequenceBuilder(madx, seq_name)
+    charge = beam["charge"] if beam is not None else 1.0  # MAD-X's default beam: a positron
+    builder = SequenceBuilder(madx, seq_name, charge=charge)
     builder.walk(seq)
     extra: dict[str, Any] = {}
     if beam is not None:

@@ -58,13 +58,10 @@ def iota(species: str = "electron") -> tuple[Lattice, ReferenceParticle]:
         ``(lat, rp)``: a fresh copy of the lattice and a ``ReferenceParticle``. The magnet
         strengths are normalised (k1, angles) and are the same for both species.
     """
+    if species not in ("electron", "proton"):
+        raise ValueError(f"iota: species must be 'electron' or 'proton', got {species!r}")
     lat = _parsed(IOTA_FILE).copy()
-    if species == "electron":
-        return lat, beam_reference_particle(lat.extra["beam"])
-    if species == "proton":
-        return lat, ReferenceParticle.from_kinetic_energy(
-            "proton", IOTA_PROTON_KINETIC_ENERGY, mass0=codata2018_mass("proton"))
-    raise ValueError(f"iota: species must be 'electron' or 'proton', got {species!r}")
+    return lat, reference_from_beam(lat, species)
 
 
 def fodo_ring() -> tuple[Lattice, ReferenceParticle]:
@@ -74,23 +71,35 @@ def fodo_ring() -> tuple[Lattice, ReferenceParticle]:
     2018).
     """
     lat = _parsed(FODO_FILE).copy()
-    return lat, beam_reference_particle(lat.extra["beam"])
+    return lat, reference_from_beam(lat)
 
 
 def reference_from_beam(lat: Lattice, species: str | None = None) -> ReferenceParticle:
     """The reference particle of an imported lattice, from its MAD-X ``beam`` command.
 
+    Masses are MAD-X's (CODATA 2018 for named particles, which MAD-X substitutes for a mass
+    written in the file), not JACC's CODATA 2022 defaults, so that momenta, rigidities and
+    ``beta0`` equal MAD-X's and Xsuite's for the same file; tunes and ``s`` do not depend on it.
+
     Args:
         lat: a lattice read by `Lattice.from_madx` (its ``extra["beam"]``).
-        species: None for the beam's own particle; ``"proton"`` for a 2.5 MeV kinetic-energy
-            proton (IOTA's proton operation) whatever the file's beam, with MAD-X's mass.
+        species: None, or the beam's own particle: the beam's particle and total energy.
+            ``"proton"`` with a beam of another particle (IOTA's electron file): a 2.5 MeV
+            kinetic-energy proton, as IOTA runs with protons (strengths are normalised, so
+            the same lattice serves both).
+
+    Raises:
+        ValueError: no beam in ``lat.extra``, or a species other than these.
     """
+    beam = lat.extra.get("beam")
+    own = str(beam.get("particle")) if isinstance(beam, dict) else None
+    if species is None or species == own:
+        if not beam:
+            raise ValueError(f"lattice '{lat.name}' carries no MAD-X beam command "
+                             "(lat.extra['beam']); build a ReferenceParticle explicitly")
+        return beam_reference_particle(beam)
     if species == "proton":
         return ReferenceParticle.from_kinetic_energy(
             "proton", IOTA_PROTON_KINETIC_ENERGY, mass0=codata2018_mass("proton"))
-    if species is not None:
-        raise ValueError(f"reference_from_beam: species must be None or 'proton', got {species!r}")
-    beam = lat.extra.get("beam")
-    if not beam:
-        raise ValueError(f"lattice '{lat.name}' carries no MAD-X beam command (lat.extra['beam'])")
-    return beam_reference_particle(beam)
+    raise ValueError(f"reference_from_beam: species must be None, the beam's particle "
+                     f"({own!r}) or 'proton', got {species!r}")
