@@ -173,6 +173,7 @@ def test_knobs_are_the_leaf_variables(iota):
     assert lat.knob_dependents("hk_sqa1r") == [("ca1r", "xangle")]
     assert lat.knob_dependents("vk_sqa1r") == [("ca1r", "yangle")]
     assert lat.knob_dependents("k1s_sqa1r") == [("sqa1r", "k1s")]
+    assert lat.knob_dependents("ksel") == [("cel", "ks")]  # electron lens, read from the file
     for name, kn in lat.knobs.items():
         assert kn.value == iota.madx.globals[name]
 
@@ -343,6 +344,22 @@ def test_rf_voltage_per_unit_charge(tmp_path):
     assert m.sequence.s.beam["charge"] == 2.0
 
 
+def test_thick_solenoid_ks_tie_read_from_file(tmp_path):
+    """MAD-X keeps a thick solenoid's ``ks := k`` as a number: the tie comes from the file,
+    and only where it gives MAD-X's value (a later ``k = ...`` does not move MAD-X's ks)."""
+    path = tmp_path / "sol.madx"
+    path.write_text("beam; ka = 0.2; kb = 0.1;\n"
+                    "s1: solenoid, l=1, ks:=ka; ! ks:=kb in a comment\n"
+                    "s2: solenoid, l=1, ks := 2*kb;\nkb = 0.3;\n"
+                    "s: sequence, l=3; s1, at=0.5; s2, at=2; endsequence;\n")
+    m = _madx(path)
+    assert m.elements["s1"].cmdpar["ks"].expr is None  # the MAD-X behaviour worked around
+    with pytest.warns(PhysicsWarning, match="s2"):
+        lat = read_madx(path)
+    assert lat.expressions == {"s1": {"ks": "ka"}} and list(lat.knobs) == ["ka"]
+    assert lat["s2"].ks == m.elements["s2"].ks == pytest.approx(0.2, rel=1e-15)
+
+
 def test_ipi_line_imports(shared_lattices):
     path = shared_lattices / "ipi_standin.madx"
     lat = read_madx(path)
@@ -403,6 +420,13 @@ def test_use_picks_the_sequence(tmp_path):
                             "s1: sequence, l=2; q, at=1; endsequence;\n"
                             "s2: sequence, l=3; q, at=1; endsequence;\nuse, sequence=s1;\n")
     assert read_madx(path).name == "s1"
+    with open(path, "a") as f:
+        f.write("use, sequence=s2;\n")
+    assert read_madx(path).name == "s2"  # the last `use`
+    with open(path, "a") as f:
+        f.write("s3: sequence, l=4; q, at=1; endsequence;\n")
+    with pytest.raises(LatticeError, match=r"ambiguous.*\['s1', 's2'\]"):
+        read_madx(path)  # MAD-X no longer tells which `use` came last
 
 
 def test_nested_sequence_is_not_a_candidate(fodo):

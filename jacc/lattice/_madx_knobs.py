@@ -24,10 +24,17 @@ class MadxKnobs:
     def __init__(self, madx):
         self.madx = madx
         self.leaves: dict[str, float] = {}
-        self._cache: dict[str, str] = {}
+        self._cache: dict[str, str | None] = {}
 
     def knobs(self) -> dict[str, Knob]:
         return {k: Knob(value=v, description="MAD-X variable") for k, v in self.leaves.items()}
+
+    def snapshot(self) -> tuple[dict[str, float], dict[str, str | None]]:
+        """State to :meth:`restore` when a rewritten expression is not kept."""
+        return dict(self.leaves), dict(self._cache)
+
+    def restore(self, state: tuple[dict[str, float], dict[str, str | None]]) -> None:
+        self.leaves, self._cache = dict(state[0]), dict(state[1])
 
     def rewrite(self, text: str, seen: tuple[str, ...] = ()) -> str:
         """``text`` with every intermediate deferred variable inlined; leaves are recorded."""

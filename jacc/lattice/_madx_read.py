@@ -24,8 +24,9 @@ _EXPR_RTOL = 1e-9     # rewritten expression vs MAD-X's value: a rewrite bug, no
 class SequenceBuilder:
     """Accumulates definitions, placements, overrides and expressions while walking."""
 
-    def __init__(self, madx, seq_name: str, charge: float = 1.0):
+    def __init__(self, madx, seq_name: str, charge: float = 1.0, source: str | None = None):
         self.madx, self.seq_name = madx, seq_name
+        self.lost = lost_expressions(source) if source else {}
         # MAD-X's VOLT is the energy gain [MV] of the reference particle; JACC's voltage is
         # per unit charge (energy gain |q| V), as Xsuite's importer: VOLT * 1e6 / |q|.
         self.voltage_scale = 1e6 / abs(charge)
@@ -148,8 +149,11 @@ class SequenceBuilder:
     def _expression(self, el, jfield: str, p, scale: float, exprs: dict[str, str]) -> None:
         """Record ``jfield``'s expression in knobs when MAD-X has a deferred one with variables."""
         text = p.expr
+        if text is None:
+            text = self.lost.get((el.name, p.name))
         if not isinstance(text, str) or not _has_names(text):
             return
+        saved = self.knobs.snapshot()  # a tie not kept must leave no knob behind
         try:
             rewritten = self.knobs.rewrite(text)
             expr = Expression.parse(rewritten)
@@ -158,11 +162,13 @@ class SequenceBuilder:
             full = rewritten if scale == 1.0 else f"({rewritten}) * {scale!r}"
             got = float(Expression.parse(full).evaluate(self.knobs.leaves))
         except ExpressionError as err:
+            self.knobs.restore(saved)
             warnings.warn(f"element '{el.name}': {p.name} := {text} cannot be kept as a knob "
                           f"expression ({err}); imported as its value", PhysicsWarning, stacklevel=5)
             return
         want = scale * float(p.value)
         if not abs(got - want) <= _EXPR_RTOL * max(abs(want), 1e-300):
+            self.knobs.restore(saved)
             warnings.warn(f"element '{el.name}': {p.name} := {text} rewritten as {full} gives "
                           f"{got!r}, MAD-X {want!r}; imported as the value", PhysicsWarning,
                           stacklevel=5)
@@ -198,6 +204,31 @@ class SequenceBuilder:
         if neighbour(-1) is not None:
             return "exit"
         return "entry"
+
+
+# MAD-X stores a thick solenoid's ``ks`` as a number even when the file says ``ks := ksel``
+# (its ``ksi`` and every other attribute keep the expression): read the tie from the file.
+_STATEMENT = re.compile(r"^\s*([a-z_][\w.]*)\s*:\s*solenoid\b(.*)$", re.S)
+_KS = re.compile(r"(?<![\w.])ks\s*:=\s*([^,]+)")
+
+
+def lost_expressions(text: str) -> dict[tuple[str, str], str]:
+    """``(element, attribute) -> expression`` of deferred ties MAD-X drops (solenoid ``ks``).
+
+    Only the definitions written in ``text`` (the imported file, not files it calls) are seen;
+    the importer keeps a tie only where it reproduces MAD-X's value.
+    """
+    text = re.sub(r"/\*.*?\*/", " ", text.lower(), flags=re.S)
+    text = re.sub(r"(!|//)[^\n]*", " ", text)
+    out = {}
+    for statement in text.split(";"):
+        m = _STATEMENT.match(statement)
+        if m is None:
+            continue
+        ks = _KS.search(m.group(2))
+        if ks is not None:
+            out[(m.group(1), "ks")] = ks.group(1).strip()
+    return out
 
 
 def _placement_errors(el, definition: Element) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 from ._madx_read import SequenceBuilder
@@ -59,7 +60,8 @@ def read_madx(path, sequence: str | None = None, *, name: str | None = None,
     path = os.fspath(path)
     with MadxSession(timeout=timeout) as session:
         session.call(path)
-        lat = _import(session, sequence, source=path)
+        text = Path(path).read_text(errors="replace")
+        lat = _import(session, sequence, source=path, text=text)
     if name is not None:
         lat.name = name
     return lat
@@ -107,14 +109,14 @@ class _Borrowed:
             raise LatticeError(f"{what}: MAD-X failed: {err}") from None
 
 
-def _import(session, sequence: str | None, source: str) -> Lattice:
+def _import(session, sequence: str | None, source: str, text: str | None = None) -> Lattice:
     madx = session.madx
     had_beam = _has_beam(madx)
     seq_name = _choose_sequence(session, sequence, source)
     seq = madx.sequence[seq_name]
     beam = _beam(madx, seq) if had_beam else None  # not the default beam `use` needed
     charge = beam["charge"] if beam is not None else 1.0  # MAD-X's default beam: a positron
-    builder = SequenceBuilder(madx, seq_name, charge=charge)
+    builder = SequenceBuilder(madx, seq_name, charge=charge, source=text)
     builder.walk(seq)
     extra: dict[str, Any] = {}
     if beam is not None:
@@ -158,6 +160,12 @@ def _choose_sequence(session, sequence: str | None, source: str) -> str:
                 if type(el).__name__ == "Sequence":
                     nested.add(el.name)
         top = [n for n in names if n not in nested]
+        used = [n for n in names if madx.sequence[n].is_expanded]
+        if len(used) > 1:
+            # MAD-X keeps no record of which `use` came last once another sequence is defined.
+            raise LatticeError(
+                f"{source}: ambiguous sequence: `use` was applied to several sequences {used} "
+                f"and a later definition hides which came last; pass sequence= one of them")
         if not top:
             raise LatticeError(f"{source}: defines no sequence (and no `use` of a line)")
         if len(top) > 1:
