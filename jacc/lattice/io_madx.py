@@ -50,8 +50,10 @@ def read_madx(path, sequence: str | None = None, *, name: str | None = None,
 
     Knobs: a field given by a deferred expression with variables (``k1:=kqa1r``) keeps it,
     rewritten in the leaf variables, which become ``lat.knobs``; lengths, positions and list
-    fields (``knl``) are evaluated, so a knob never moves an element. MAD-X's warnings are
-    re-issued as PhysicsWarning; warnings that mean a statement was skipped are errors.
+    fields (``knl``) are evaluated, so a knob never moves an element. A thick solenoid's
+    ``ks := ...``, which MAD-X stores as a number, is read from the file (IOTA's ``ksel``).
+    MAD-X's warnings are re-issued as PhysicsWarning; warnings that mean a statement was
+    skipped are errors.
 
     Raises:
         LatticeError: missing file, MAD-X errors (with MAD-X's message), unknown sequence,
