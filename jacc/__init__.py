@@ -18,7 +18,7 @@ from .physics.base import DriftKick, Linear  # noqa: E402,F401
 from .engine import (  # noqa: E402,F401
     MonitorData, Preset, TrackingEngine, TrackResult, Xsuite, XsuiteExactBend, XsuiteFullEdge, track,
 )
-from .optics import ClosedOrbitOptions, TwissInit, twiss  # noqa: E402,F401
+from .optics import ClosedOrbitOptions, TwissInit, TwissOptions, TwissTable, twiss  # noqa: E402,F401
 from . import lattices  # noqa: E402,F401
 
 __version__ = "0.1.0"

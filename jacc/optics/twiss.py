@@ -1,9 +1,14 @@
-"""Twiss by automatic differentiation: periodic (rings) and from initial conditions (lines).
+"""Twiss by automatic differentiation: periodic (rings, 4D and 6D) and from initial conditions.
 
-Transfer matrices to every element come from one ``jax.jacfwd`` of the single-particle
-line function at the closed orbit; dispersion, chromaticity and momentum compaction are
-derivatives with respect to ``delta`` taken by ``jax.jvp`` through the closed-orbit solve,
-never finite differences.
+One pass of the line gives everything. At the closed orbit ``v0`` (differentiable, see
+`closed_orbit`), ``jax.jacfwd`` of the single-particle line function gives the transfer
+matrix to every element, and one ``jax.jvp`` of that pass in ``delta`` (through the
+closed-orbit solve) gives the dispersion (the derivative of the orbit), the derivative of
+every transfer matrix (chromaticity, Montague functions, chromatic phase) and, with the
+implicit second derivative of the orbit, the second-order dispersion. No finite differences.
+
+Dispersion is per ``delta = dp/p0`` (MAD-X's is per ``pt``: ``D_delta = D_pt dpt/ddelta``,
+``dpt/ddelta = beta0`` on momentum); chromaticity is ``dQ/ddelta``.
 """
 
 from __future__ import annotations
@@ -13,18 +18,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jacc.containers import Twiss
-from jacc.particles import pt_from_delta
+from jacc.engine.compiler import LineSpec
+from jacc.engine.tracker import make_line_states
+from jacc.particles import delta_from_pt, pt_from_delta
 
-from .closed_orbit import ClosedOrbitOptions, closed_orbit_4d
-from .linear import periodic_twiss_2x2, propagate_twiss
+from .closed_orbit import ClosedOrbitOptions, make_periodic_orbit
+from .lattice_functions import c_minus, dispersion_from_w, mode_functions, montague
+from .normal_form import normal_form_4d, normal_form_6d
+from .one_turn import rf_off
+from .parallel import cumulative_products, make_steps
+from .result import TwissStatus, TwissTable
+
+INIT_FIELDS = ("betx", "alfx", "bety", "alfy", "dx", "dpx", "dy", "dpy", "x", "px", "y", "py",
+               "mux", "muy")
 
 
 class TwissInit(eqx.Module):
-    """Initial conditions of a line: Twiss, dispersion (per delta), orbit, phases.
+    """Initial conditions of a transfer line (uncoupled at the entrance).
 
-    Attributes: betx, bety [m]; alfx, alfy; dx, dy [m]; dpx, dpy; x, px, y, py [m, 1];
-    mux, muy [2 pi].
+    Attributes:
+        betx, bety: beta functions [m] (positive). alfx, alfy: alpha functions [1].
+        dx, dy: dispersion [m] per delta = dp/p0. dpx, dpy: its px, py [1].
+        x, px, y, py: orbit at the entrance [m], [1].
+        mux, muy: phase advances at the entrance [2 pi].
     """
 
     betx: float = 1.0
@@ -43,109 +59,217 @@ class TwissInit(eqx.Module):
     muy: float = 0.0
 
     def __check_init__(self):
+        for k in INIT_FIELDS:
+            v = getattr(self, k)
+            if isinstance(v, (int, float, np.floating)) and not np.isfinite(v):
+                raise ValueError(f"TwissInit: {k} must be finite, got {v!r}")
         for k in ("betx", "bety"):
-            if not float(getattr(self, k)) > 0:
-                raise ValueError(f"TwissInit: {k} must be positive, got {getattr(self, k)}")
+            v = getattr(self, k)
+            if isinstance(v, (int, float, np.floating)) and not v > 0:
+                raise ValueError(f"TwissInit: {k} must be positive, got {v!r}")
+
+    @classmethod
+    def from_table(cls, tw, row: int | str = 0) -> TwissInit:
+        """Initial conditions from a row of a Twiss table (index or exact name, first match)."""
+        if isinstance(row, str):
+            if row not in tw.name:
+                raise KeyError(f"TwissInit.from_table: no row named {row!r}")
+            row = tw.name.index(row)
+        return cls(**{k: float(getattr(tw, k)[row]) for k in INIT_FIELDS})
+
+    def vector(self):
+        """The 14 values in the order of `INIT_FIELDS` (a traced array when fields are)."""
+        return jnp.stack([jnp.asarray(getattr(self, k), dtype=float) for k in INIT_FIELDS])
 
 
-class TwissStatus(eqx.Module):
-    """Status of a periodic Twiss: closed orbit found, motion stable in both planes."""
-
-    converged: jax.Array
-    residual: jax.Array
-    stable: jax.Array
-
-
-def _row_values(start, steps, spec):
-    """Stack the start row and every placement's row (a placement with no step repeats)."""
-    allv = jnp.concatenate([start[None], steps], axis=0)  # index 0: before any step
-    return allv[np.concatenate([[0], np.asarray(spec.placement_step)])]
+def start_vector(delta, beta0: float):
+    """``(0, 0, 0, 0, 0, pt(delta))``: the start guess of a 4D orbit at ``delta``."""
+    pt = pt_from_delta(jnp.asarray(delta, dtype=float), beta0)
+    z = jnp.zeros_like(pt)
+    return jnp.stack([z, z, z, z, z, pt])
 
 
-def _rf_off(spec, table):
-    """The table with every RF cavity's voltage set to zero (4D optics freeze pt)."""
-    for k, ks in enumerate(spec.kernels):
-        if ks.kind != "RFCavity":
-            continue
-        col = 0
-        for f, n in ks.layout:
-            if f == "voltage":
-                rows = np.nonzero(np.asarray(spec.kernel_index) == k)[0]
-                table = table.at[rows, col].set(0.0)
-            col += n
-    return table
+def _pt_derivatives(delta, beta0):
+    """``dpt/ddelta`` and ``d2pt/ddelta2`` at ``delta``."""
+    f = lambda d: pt_from_delta(d, beta0)  # noqa: E731
+    d1 = lambda d: jax.jvp(f, (d,), (jnp.ones_like(d),))[1]  # noqa: E731
+    return jax.jvp(d1, (delta,), (jnp.ones_like(delta),))
 
 
-def make_twiss_core(spec, line_states, *, periodic: bool, opts: ClosedOrbitOptions, name: str = "line"):
-    """``core(table, delta0, init_vec) -> (Twiss, TwissStatus)``, pure; see `jacc.twiss`."""
-    beta0 = spec.ref.beta0
-    gamma0 = spec.ref.gamma0
+def _cs_block(beta, alpha):
+    sb = jnp.sqrt(beta)
+    return jnp.array([[sb, 0.0], [-alpha / sb, 1.0 / sb]])
+
+
+def _rows(start, per_step, rows_idx):
+    return jnp.concatenate([start[None], per_step], axis=0)[rows_idx]
+
+
+def make_twiss_core(spec: LineSpec, *, periodic: bool, method: str = "4d",
+                    opts: ClosedOrbitOptions = ClosedOrbitOptions(), chrom: bool = True,
+                    name: str = "line"):
+    """``core(table, delta0, init_vec) -> (TwissTable, TwissStatus)``, pure and jittable.
+
+    Args:
+        spec: the compiled line.
+        periodic: a ring (periodic solution) or a line from ``init_vec`` (`TwissInit.vector`).
+        method: ``"4d"`` (RF off, ``pt`` from ``delta0``) or ``"6d"`` (RF on, rings only).
+        chrom: compute chromaticity, Montague functions and second-order dispersion (a
+            second-order pass, about twice the cost of the first-order one).
+        name: the line's name (first row is ``name$start``).
+    """
+    if method == "6d":
+        if not periodic:
+            raise NotImplementedError("twiss: method='6d' is for rings; a line uses method='4d'")
+        return _make_core_6d(spec, opts=opts, name=name)
+    line_states = make_line_states(spec)
+    # RF is off in 4D: nothing depends on t, one derivative direction less
+    steps_fe = make_steps(spec, passive_t=True)
+    steps_f = make_steps(spec, with_jacobian=False)
+    solve = make_periodic_orbit(steps_fe, steps_f, spec.n_steps, (0, 1, 2, 3), opts, passive=(4,))
+    beta0, gamma0 = spec.ref.beta0, spec.ref.gamma0
+    rows_idx = np.concatenate([[0], np.asarray(spec.placement_step, dtype=np.int64)])
     names = (f"{name}$start",) + tuple(spec.names)
-    s = np.concatenate([[spec.s0], np.asarray(spec.s_end)])
+    s = jnp.asarray(np.concatenate([[spec.s0], np.asarray(spec.s_end)]))
+    length = float(spec.length)
 
-    def orbit_and_states(table, delta, v0_line):
-        pt = pt_from_delta(delta, beta0)
+    def orbit(table, delta0, iv, eps):
+        """Orbit at every step's entrance at delta0 + eps (eps: the differentiation variable)."""
+        pt = pt_from_delta(delta0 + eps, beta0)
+        z = jnp.zeros_like(pt)
         if periodic:
-            one_turn = lambda v: line_states(table, v)[0]
-            co = closed_orbit_4d(one_turn, pt, opts)
-            v0, conv, res = co.v, co.converged, co.residual
-        else:
-            v0 = v0_line(delta, pt)
-            conv, res = jnp.asarray(True), jnp.asarray(0.0)
-        v_end, states = line_states(table, v0)
-        return v0, v_end, states, conv, res
+            po = solve(table, jnp.stack([z, z, z, z, z, pt]))
+            return (po.z, po.f, po.e), (po.converged, po.residual)
+        v = jnp.stack([iv[8] + iv[4] * eps, iv[9] + iv[5] * eps, iv[10] + iv[6] * eps,
+                       iv[11] + iv[7] * eps, z, pt])
+        st = line_states(table, v)[1]
+        zs = jnp.concatenate([v[None], st[:-1]])
+        f, e = steps_fe(table, zs)
+        return (zs, f, e), (jnp.asarray(True), jnp.asarray(0.0))
 
-    def with_matrices(table, delta, v0_line):
-        v0, v_end, states, conv, res = orbit_and_states(table, delta, v0_line)
-        jac_end, jac_states = jax.jacfwd(lambda v: line_states(table, v))(v0)
-        return v0, states, jac_end, jac_states, res, conv.astype(float)
+    def first_order(table, delta0, iv, eps):
+        (zs, f, e), status = orbit(table, delta0, iv, eps)
+        return (zs[0], f, cumulative_products(e)), status
+
+    def w_start(m_end4, iv):
+        if periodic:
+            nf = normal_form_4d(m_end4)
+            return nf.w, nf.stable
+        z = jnp.zeros((2, 2))
+        w0 = jnp.block([[_cs_block(iv[0], iv[1]), z], [z, _cs_block(iv[2], iv[3])]])
+        return w0, jnp.asarray(True)
+
+    def functions(m_rows4, iv):
+        w0, stable = w_start(m_rows4[-1], iv)
+        return mode_functions(m_rows4 @ w0), stable
 
     def core(table, delta0, init_vec):
-        if periodic:
-            table = _rf_off(spec, table)
-
-        def v0_line(delta, pt):
-            x, px, y, py = init_vec[8], init_vec[9], init_vec[10], init_vec[11]
-            d = delta - delta0
-            return jnp.stack([x + init_vec[4] * d, px + init_vec[5] * d, y + init_vec[6] * d,
-                              py + init_vec[7] * d, jnp.zeros_like(pt), pt])
-
-        d0 = jnp.asarray(delta0, float)
-        prim, tang = jax.jvp(lambda d: with_matrices(table, d, v0_line), (d0,), (jnp.ones_like(d0),))
-        v0, states, m_end, m_states, res, conv = prim
-        dv0, dstates, dm_end = tang[0], tang[1], tang[2]
-        rows_v = _row_values(v0, states, spec)
-        rows_d = _row_values(dv0, dstates, spec)
-        rows_m = _row_values(jnp.eye(6), m_states, spec)
-        if periodic:
-            bx0, ax0, _, stx = periodic_twiss_2x2(m_end[:2, :2])
-            by0, ay0, _, sty = periodic_twiss_2x2(m_end[2:4, 2:4])
-            # chromaticity: the derivative of the fractional tunes along the same jvp
-            dq = jax.jvp(_frac_tunes, (m_end,), (dm_end,))[1]
-            stable = stx & sty
+        table = rf_off(spec, table)
+        delta0 = jnp.asarray(delta0, dtype=float)
+        iv = jnp.asarray(init_vec, dtype=float)
+        zero = jnp.zeros_like(delta0)
+        if chrom:
+            (v0, st, jac), (w, dst, djac), (conv, res) = jax.jvp(
+                lambda e: first_order(table, delta0, iv, e), (zero,), (jnp.ones_like(zero),),
+                has_aux=True)
         else:
-            bx0, ax0, by0, ay0 = init_vec[0], init_vec[1], init_vec[2], init_vec[3]
-            dq = (None, None)
-            stable = jnp.asarray(True)
-        betx, alfx, mux = propagate_twiss(rows_m[:, 0:2, 0:2], bx0, ax0)
-        bety, alfy, muy = propagate_twiss(rows_m[:, 2:4, 2:4], by0, ay0)
+            (zs, st, e), (conv, res) = orbit(table, delta0, iv, zero)
+            jac = cumulative_products(e)
+            dpt = _pt_derivatives(delta0, beta0)[0]
+            if periodic:  # the implicit derivative of the orbit, with the converged e
+                dzs = solve.linear_solve(e, jnp.zeros_like(zs), jnp.stack([jnp.zeros_like(dpt), dpt]))
+            else:
+                w0 = jnp.stack([iv[4], iv[5], iv[6], iv[7], jnp.zeros_like(dpt), dpt])
+                dzs = jnp.concatenate([w0[None], jnp.einsum("nij,j->ni", jac[:-1], w0)])
+            v0, w = zs[0], dzs[0]
+            dst = jnp.einsum("nij,nj->ni", e, dzs)
+        orbit_rows = _rows(v0, st, rows_idx)
+        disp_rows = _rows(w, dst, rows_idx)
+        m_rows = _rows(jnp.eye(6), jac, rows_idx)
+        m4 = m_rows[:, :4, :4]
+        cols = {}
+        if chrom:
+            dm_rows = _rows(jnp.zeros((6, 6)), djac, rows_idx)
+            (f, stable), (df, _) = jax.jvp(lambda m: functions(m, iv), (m4,), (dm_rows[:, :4, :4],))
+            dpt, d2pt = _pt_derivatives(delta0, beta0)
+            if periodic:
+                m_end = m_rows[-1]
+                rhs = (dm_rows[-1] @ w)[:4] + m_end[:4, 5] * d2pt
+                upp = -jnp.linalg.solve(m_end[:4, :4] - jnp.eye(4), rhs)
+                vpp = jnp.concatenate([upp, jnp.zeros(1), d2pt[None]])
+            else:
+                vpp = jnp.zeros(6).at[5].set(d2pt)
+            dd_rows = jnp.einsum("nij,j->ni", dm_rows, w) + jnp.einsum("nij,j->ni", m_rows, vpp)
+            cols.update(
+                wx=montague(f["betx1"], f["alfx1"], df["betx1"], df["alfx1"]),
+                wy=montague(f["bety2"], f["alfy2"], df["bety2"], df["alfy2"]),
+                dmux=df["mux"], dmuy=df["muy"],
+                ddx=dd_rows[:, 0], ddpx=dd_rows[:, 1], ddy=dd_rows[:, 2], ddpy=dd_rows[:, 3])
+        else:
+            f, stable = functions(m4, iv)
+        mux, muy = f["mux"], f["muy"]
         if not periodic:
-            mux, muy = mux + init_vec[12], muy + init_vec[13]
-        # t = s/beta0 - c dt: over one turn d(t_end - t_0)/d delta = -alpha_c L/beta0 + L/(beta0 gamma0^2)
-        dt_dd = dstates[-1, 4] - dv0[4]
-        mom = 1.0 / gamma0 ** 2 - beta0 / spec.length * dt_dd
-        tw = Twiss(
-            name=names, s=s, betx=betx, bety=bety, alfx=alfx, alfy=alfy, mux=mux, muy=muy,
-            dx=rows_d[:, 0], dpx=rows_d[:, 1], dy=rows_d[:, 2], dpy=rows_d[:, 3],
-            x=rows_v[:, 0], px=rows_v[:, 1], y=rows_v[:, 2], py=rows_v[:, 3],
-            qx=mux[-1] if periodic else None, qy=muy[-1] if periodic else None,
-            dqx=dq[0], dqy=dq[1], momentum_compaction=mom if periodic else None,
-        )
-        return tw, TwissStatus(conv > 0.5, res, stable)
+            mux, muy = mux + iv[12], muy + iv[13]
+        summary = {}
+        if periodic:
+            summary = dict(qx=mux[-1], qy=muy[-1],
+                           momentum_compaction=1.0 / gamma0**2 - beta0 / length * (disp_rows[-1, 4] - w[4]),
+                           c_minus=c_minus(f, s, mux[-1], muy[-1], length))
+            if chrom:
+                summary.update(dqx=cols["dmux"][-1], dqy=cols["dmuy"][-1])
+        tw = TwissTable(
+            name=names, s=s, betx=f["betx1"], bety=f["bety2"], alfx=f["alfx1"], alfy=f["alfy2"],
+            mux=mux, muy=muy,
+            dx=disp_rows[:, 0], dpx=disp_rows[:, 1], dy=disp_rows[:, 2], dpy=disp_rows[:, 3],
+            x=orbit_rows[:, 0], px=orbit_rows[:, 1], y=orbit_rows[:, 2], py=orbit_rows[:, 3],
+            t=orbit_rows[:, 4], pt=orbit_rows[:, 5],
+            betx1=f["betx1"], bety1=f["bety1"], betx2=f["betx2"], bety2=f["bety2"],
+            alfx1=f["alfx1"], alfy1=f["alfy1"], alfx2=f["alfx2"], alfy2=f["alfy2"],
+            **cols, **summary)
+        return tw, TwissStatus(jnp.asarray(conv), jnp.asarray(res, dtype=float), stable)
 
     return core
 
 
-def _frac_tunes(m):
-    return periodic_twiss_2x2(m[:2, :2])[2], periodic_twiss_2x2(m[2:4, 2:4])[2]
+def _make_core_6d(spec: LineSpec, *, opts: ClosedOrbitOptions, name: str):
+    """6D periodic optics: closed orbit with RF, 6x6 normal form, synchrotron tune.
 
+    Chromaticity, Montague functions, second-order dispersion and momentum compaction are
+    those of the 4D optics at the energy of the 6D closed orbit (with RF the momentum
+    cannot be varied alone); dispersion is the 6D one (from the longitudinal eigenvector).
+    """
+    steps_fe, steps_f = make_steps(spec), make_steps(spec, with_jacobian=False)
+    solve = make_periodic_orbit(steps_fe, steps_f, spec.n_steps, tuple(range(6)), opts)
+    core4 = make_twiss_core(spec, periodic=True, method="4d", opts=opts, chrom=True, name=name)
+    beta0 = spec.ref.beta0
+    rows_idx = np.concatenate([[0], np.asarray(spec.placement_step, dtype=np.int64)])
+
+    def core(table, delta0, init_vec):
+        co = solve(table, jnp.zeros(6))
+        v0, st, e = co.z[0], co.f, co.e
+        orbit_rows = _rows(v0, st, rows_idx)
+        m_rows = _rows(jnp.eye(6), cumulative_products(e), rows_idx)
+        nf = normal_form_6d(m_rows[-1])
+        w_rows = m_rows @ nf.w
+        fn = mode_functions(w_rows)
+        delta_co = delta_from_pt(v0[5], beta0)
+        dpt = jax.grad(lambda d: pt_from_delta(d, beta0))(delta_co)
+        disp = dispersion_from_w(w_rows) * dpt
+        tw4, st4 = core4(table, delta_co, init_vec)
+        tw = TwissTable(
+            name=tw4.name, s=tw4.s, betx=fn["betx1"], bety=fn["bety2"], alfx=fn["alfx1"],
+            alfy=fn["alfy2"], mux=fn["mux"], muy=fn["muy"],
+            dx=disp[:, 0], dpx=disp[:, 1], dy=disp[:, 2], dpy=disp[:, 3],
+            x=orbit_rows[:, 0], px=orbit_rows[:, 1], y=orbit_rows[:, 2], py=orbit_rows[:, 3],
+            t=orbit_rows[:, 4], pt=orbit_rows[:, 5],
+            betx1=fn["betx1"], bety1=fn["bety1"], betx2=fn["betx2"], bety2=fn["bety2"],
+            alfx1=fn["alfx1"], alfy1=fn["alfy1"], alfx2=fn["alfx2"], alfy2=fn["alfy2"],
+            wx=tw4.wx, wy=tw4.wy, dmux=tw4.dmux, dmuy=tw4.dmuy,
+            ddx=tw4.ddx, ddpx=tw4.ddpx, ddy=tw4.ddy, ddpy=tw4.ddpy,
+            qx=fn["mux"][-1], qy=fn["muy"][-1], qs=jnp.abs(fn["muzeta"][-1]),
+            dqx=tw4.dqx, dqy=tw4.dqy, momentum_compaction=tw4.momentum_compaction,
+            c_minus=c_minus(fn, tw4.s, fn["mux"][-1], fn["muy"][-1], float(spec.length)))
+        status = TwissStatus(co.converged & st4.converged, co.residual, nf.stable & st4.stable)
+        return tw, status
+
+    return core
