@@ -182,10 +182,75 @@ class Measurement:
     orm_true: np.ndarray | None = None
 
 
+class MeasurementSimulator:
+    """Simulated ORM measurements of one lattice, compiled once for many seeds.
+
+    The quadrupole gradients (and, with misalignments, their offsets) are parameters of one
+    compiled `OrbitResponse`, so each new seed only re-evaluates it.
+
+    Args:
+        lat, rp: the design lattice and reference particle.
+        quads: quadrupoles that get errors (default: every magnet with k1 != 0).
+        bpms, correctors, layout: see `jacc.calibrate.orm.select_layout`.
+        misalign: also make the quadrupole offsets parameters (for ``quad_offset > 0``;
+            needs quadrupoles given per placement).
+        model: engine preset (default `jacc.calibrate.orm.default_model`).
+    """
+
+    def __init__(self, lat: Lattice, rp, *, quads=None, bpms=None, correctors=None,
+                 layout: OrmLayout | None = None, misalign: bool = False, model=None):
+        import jax
+
+        self.lattice = lat
+        self.quads = resolve_quads(lat, quads)
+        self.layout = select_layout(lat, bpms, correctors) if layout is None else layout
+        vary = list(self.quads)
+        self.misalign = bool(misalign)
+        if self.misalign:
+            if any(v.field is None or ":" not in v.name for v in self.quads):
+                raise ValueError("misalignments need quadrupoles given per placement ('name:n.k1')")
+            vary += [Vary(v.name, "dx") for v in self.quads] + [Vary(v.name, "dy") for v in self.quads]
+        self.response = OrbitResponse(lat, rp, layout=self.layout, vary=vary, model=model)
+        r = self.response
+        self.k0 = np.array([float(r.dynamic[v.key]) for v in self.quads])
+        self._orm = jax.jit(r.orm)
+        self._disp = jax.jit(r.dispersion)
+
+    def dynamic(self, truth: TrueErrors) -> dict:
+        """Engine parameters of the true machine."""
+        d = dict(self.response.dynamic)
+        for v, k, e in zip(self.quads, self.k0, truth.quad_rel):
+            d[v.key] = k * (1.0 + e)
+        if np.any(truth.quad_dx) or np.any(truth.quad_dy):
+            if not self.misalign:
+                raise ValueError("these errors have misalignments: build the simulator with misalign=True")
+            for v, dx, dy in zip(self.quads, truth.quad_dx, truth.quad_dy):
+                d[f"{v.name}.dx"], d[f"{v.name}.dy"] = dx, dy
+        return d
+
+    def simulate(self, spec: ErrorSpec, seed: int, *, dispersion: bool = True,
+                 errors: TrueErrors | None = None) -> Measurement:
+        """One measurement with errors drawn from ``seed`` (or the given ``errors``)."""
+        truth = draw_errors(self.lattice, spec, seed, quads=self.quads, layout=self.layout) \
+            if errors is None else errors
+        d = self.dynamic(truth)
+        m_true = np.asarray(self._orm(d))
+        noise = np.random.default_rng([seed, 1])
+        m = bpm_reading(m_true, truth.bpm_gain_x, truth.bpm_gain_y, truth.bpm_roll) * truth.corrector_gain[None, :]
+        m = m + spec.orm_noise * noise.standard_normal(m.shape)
+        disp = None
+        if dispersion:
+            d_true = np.asarray(self._disp(d))
+            disp = bpm_reading(d_true, truth.bpm_gain_x, truth.bpm_gain_y, truth.bpm_roll)
+            disp = disp + spec.dispersion_noise * noise.standard_normal(disp.shape)
+        return Measurement(m, spec.orm_noise, disp, spec.dispersion_noise, self.layout, truth, m_true)
+
+
 def simulate_measurement(lat: Lattice, rp, spec: ErrorSpec, seed: int, *, quads=None, bpms=None,
                          correctors=None, dispersion: bool = True, model=None,
                          errors: TrueErrors | None = None) -> Measurement:
-    """Simulate an ORM measurement of ``lat`` with seeded errors.
+    """Simulate an ORM measurement of ``lat`` with seeded errors (see `MeasurementSimulator`,
+    which compiles once for many seeds).
 
     Args:
         lat, rp: the design lattice and reference particle.
@@ -197,20 +262,8 @@ def simulate_measurement(lat: Lattice, rp, spec: ErrorSpec, seed: int, *, quads=
         model: engine preset (default `jacc.calibrate.orm.default_model`).
         errors: use these errors instead of drawing them.
     """
-    import jax
-
-    truth = draw_errors(lat, spec, seed, quads=quads, bpms=bpms, correctors=correctors) \
-        if errors is None else errors
-    lay = truth.layout
-    true_lat = truth.apply(lat)
-    resp = OrbitResponse(true_lat, rp, layout=lay, model=model)
-    m_true = np.asarray(jax.jit(resp.orm)(resp.dynamic))
-    noise = np.random.default_rng([seed, 1])
-    m = bpm_reading(m_true, truth.bpm_gain_x, truth.bpm_gain_y, truth.bpm_roll) * truth.corrector_gain[None, :]
-    m = m + spec.orm_noise * noise.standard_normal(m.shape)
-    d = None
-    if dispersion:
-        d_true = np.asarray(jax.jit(resp.dispersion)(resp.dynamic))
-        d = bpm_reading(d_true, truth.bpm_gain_x, truth.bpm_gain_y, truth.bpm_roll)
-        d = d + spec.dispersion_noise * noise.standard_normal(d.shape)
-    return Measurement(m, spec.orm_noise, d, spec.dispersion_noise, lay, truth, m_true)
+    misalign = bool(spec.quad_offset > 0 or (errors is not None and (np.any(errors.quad_dx) or np.any(errors.quad_dy))))
+    sim = MeasurementSimulator(lat, rp, quads=quads if errors is None else list(errors.quads), bpms=bpms,
+                               correctors=correctors, layout=None if errors is None else errors.layout,
+                               misalign=misalign, model=model)
+    return sim.simulate(spec, seed, dispersion=dispersion, errors=errors)

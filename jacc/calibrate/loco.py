@@ -19,6 +19,7 @@ a common scale. Bayesian LOCO (`jacc.calibrate.bayes`) uses priors instead.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -110,7 +111,15 @@ class LocoModel:
         ``p`` maps group names (`GROUPS`) to arrays; missing groups take their ideal values.
         Gains are deviations: the gain is ``1 + p["bpm_gain_x"]``.
         """
-        z = {g: p.get(g, jnp.zeros(n)) for g, n in self.sizes.items()}
+        z = {g: jnp.asarray(p[g]) if g in p else jnp.zeros(n) for g, n in self.sizes.items()}
+        # compiled once: samplers evaluate the model outside jit while they initialise
+        return self._predict(z, bool(dispersion))
+
+    @functools.cached_property
+    def _predict(self):
+        return jax.jit(self._predict_impl, static_argnums=1)
+
+    def _predict_impl(self, z: dict, dispersion: bool):
         d = self.dynamic_for(z["quad_errors"])
         gx, gy, roll = 1.0 + z["bpm_gain_x"], 1.0 + z["bpm_gain_y"], z["bpm_roll"]
         c = 1.0 + jnp.concatenate([z["corrector_gain_h"], z["corrector_gain_v"]])

@@ -107,6 +107,14 @@ def select_layout(lat: Lattice, bpms: Sequence[str] | None = None,
                      tuple(p.key for p in v), tuple(p.index for p in v))
 
 
+def _check_layout(lat: Lattice, layout: OrmLayout) -> None:
+    for keys, idx in ((layout.bpms, layout.bpm_index), (layout.hcorrectors, layout.h_index),
+                      (layout.vcorrectors, layout.v_index)):
+        for k, i in zip(keys, idx):
+            if k not in lat or lat[k].index != i:
+                raise ValueError(f"layout: '{k}' is not placement {i} of lattice '{lat.name}'")
+
+
 def default_model():
     """Engine preset for response matrices: Xsuite's models with exact dipole flows.
 
@@ -131,6 +139,7 @@ class OrbitResponse:
         vary: further parameters to expose in ``dynamic`` (e.g. quadrupole ``k1`` for LOCO):
             `jacc.match.Vary` objects or their spellings (``"qa1r:1.k1"``, ``"kq01"``).
         model: engine preset (default `default_model`).
+        layout: an `OrmLayout` to use instead of ``bpms``/``correctors``/``planes``.
         newton_steps: Newton iterations of the closed-orbit search (quadratic convergence:
             a few are enough unless the orbit is far from the reference).
 
@@ -140,12 +149,17 @@ class OrbitResponse:
     """
 
     def __init__(self, lat: Lattice, rp, *, bpms=None, correctors=None, planes: str = "xy",
-                 vary: Sequence = (), model=None, newton_steps: int = 6):
+                 vary: Sequence = (), model=None, newton_steps: int = 6,
+                 layout: OrmLayout | None = None):
         from jacc.engine import TrackingEngine
         from jacc.match._knobs import parse_knobs
 
         self.lattice = lat
-        self.layout = select_layout(lat, bpms, correctors, planes=planes)
+        if layout is None:
+            layout = select_layout(lat, bpms, correctors, planes=planes)
+        else:
+            _check_layout(lat, layout)
+        self.layout = layout
         kicks = [Vary(k, "xangle") for k in self.layout.hcorrectors] + \
                 [Vary(k, "yangle") for k in self.layout.vcorrectors]
         self.vary = parse_knobs(list(vary)) if len(vary) else []

@@ -35,6 +35,31 @@ def _linear_maps(single):
     return jax.vmap(lambda row: jax.jacfwd(lambda v: single(row, v)[0])(jnp.zeros(6)))
 
 
+def _closed_form_maps(ks, ref):
+    """Batched ``rows -> (n, 6, 6)`` from the physics' own exact matrix, or None.
+
+    Only for steps whose map is one exact flow (or `Linear`) of an aligned element: then
+    the matrix is the map's linearisation, and it is much cheaper to differentiate (HMC
+    differentiates it at every step) than a Jacobian of the flow.
+    """
+    from jacc.physics.base import Flow, Linear
+
+    if ks.physics is None or ks.misaligned or ks.kind == "RBend" or not isinstance(ks.method, (Flow, Linear)):
+        return None
+
+    def one(row):
+        p, c = {}, 0
+        for f, n in ks.layout:
+            p[f] = row[c] if n == 1 else row[c:c + n]
+            c += n
+        return ks.physics.matrix(p, ref)
+
+    try:
+        return jax.vmap(one)
+    except Exception:  # noqa: BLE001 - a physics without a matrix: use the Jacobian
+        return None
+
+
 def _kick_directions(single):
     """Batched ``(rows, cols) -> (n, 6)``: d(output at zero orbit)/d(row[col])."""
     def one(row, col):
@@ -78,32 +103,57 @@ class LinearResponse:
                              f"(scan steps {sorted(clash)}); fit them with OrbitResponse")
         self.variable_steps = np.array(sorted(variable), dtype=np.int64)
         self._singles = [make_single(k, spec.ref) for k in spec.kernels]
+        self._maps = [_linear_maps(f) for f in self._singles]
         self._kidx = np.asarray(spec.kernel_index)
         table0 = np.asarray(table_from_dynamic(spec, self.dynamic))
         step_m = np.asarray(jax.jit(lambda t: self._step_matrices(t, np.arange(n)))(table0))
+        # where the physics gives its exact matrix, use it for the variable steps (checked
+        # against the map's Jacobian here, on the lattice's values)
+        for k in np.unique(self._kidx[self.variable_steps]) if len(self.variable_steps) else []:
+            closed = _closed_form_maps(spec.kernels[k], spec.ref)
+            if closed is None:
+                continue
+            steps = self.variable_steps[self._kidx[self.variable_steps] == k]
+            try:
+                m = np.asarray(jax.jit(closed)(jnp.asarray(table0[steps])))
+            except Exception:  # noqa: BLE001 - no matrix for this physics
+                continue
+            if m.shape == step_m[steps].shape and np.allclose(m, step_m[steps], rtol=1e-12, atol=1e-13):
+                self._maps[k] = closed
 
-        # cut points: "after p scan steps"; at each, marks of what is observed there
+        # Anchors: the start and the exit of every variable step. Every observation point
+        # ("after p scan steps": a BPM, a corrector's exit, the ring end) is a constant
+        # matrix D away from the last anchor before it; consecutive anchors are a constant
+        # stretch C then the variable step V apart.
         bpm_after = np.asarray(spec.placement_step[list(self.layout.bpm_index)], dtype=np.int64)
         kicks = self.layout.kick_keys
         corr_after = np.array([kick_step[k] + 1 for k in kicks], dtype=np.int64)
-        cuts = set(bpm_after.tolist()) | set(corr_after.tolist()) | {0, n}
-        for j in self.variable_steps:
-            cuts |= {int(j), int(j) + 1}
-        cuts = sorted(cuts)
-        self._tokens = []  # ("const", matrix) or ("var", index into variable_steps)
-        var_pos = {int(j): i for i, j in enumerate(self.variable_steps)}
-        self._cut_of = {p: i for i, p in enumerate(cuts)}
-        for p, q in zip(cuts[:-1], cuts[1:]):
-            if q == p + 1 and p in var_pos:
-                self._tokens.append(("var", var_pos[p]))
-            else:
-                m = np.eye(6)
-                for j in range(p, q):
-                    m = step_m[j] @ m
-                self._tokens.append(("const", m))
-        self._n_cuts = len(cuts)
-        self._bpm_cut = np.array([self._cut_of[int(p)] for p in bpm_after])
-        self._corr_cut = np.array([self._cut_of[int(p)] for p in corr_after])
+        var = self.variable_steps
+        anchor_after = np.concatenate([[0], var + 1])
+
+        def product(p, q):
+            m = np.eye(6)
+            for j in range(p, q):
+                m = step_m[j] @ m
+            return m
+
+        self._stretch = np.array([product(a, j) for a, j in zip(anchor_after[:-1], var)]).reshape(-1, 6, 6)
+        points = np.concatenate([bpm_after, corr_after, [n]])
+        last = np.searchsorted(anchor_after, points, side="right") - 1
+        self._obs_anchor = last
+        self._obs_from = np.array([product(anchor_after[k], p) for k, p in zip(last, points)])
+        nb, nk = len(bpm_after), len(corr_after)
+        self._bpm_obs = np.arange(nb)
+        self._corr_obs = nb + np.arange(nk)
+        self._end_obs = nb + nk
+        # the rows of the variable steps and the setters that write into them
+        self._var_rows = table0[var] if len(var) else np.zeros((0, table0.shape[1]))
+        pos = {int(j): i for i, j in enumerate(var)}
+        self._var_setters = []
+        for st in spec.setters:
+            rows = [pos[r] for r in st.rows if r in pos]
+            if rows:
+                self._var_setters.append((st, np.asarray(rows)))
         # the kick direction: d(step output)/d(kick) at the reference orbit (a unit px or py
         # vector for a thin corrector)
         steps = np.array([kick_step[k] for k in kicks], dtype=np.int64)
@@ -123,33 +173,63 @@ class LinearResponse:
         out = jnp.zeros((len(steps), 6, 6))
         for k in np.unique(self._kidx[steps]):
             sel = np.nonzero(self._kidx[steps] == k)[0]
-            out = out.at[sel].set(_linear_maps(self._singles[k])(table[steps[sel]]))
+            out = out.at[sel].set(self._maps[k](table[steps[sel]]))
         return out
 
+    def _variable_rows(self, dynamic: dict):
+        """Parameter rows of the variable steps with the dynamic values written in."""
+        rows = jnp.asarray(self._var_rows)
+        for st, idx in self._var_setters:
+            if st.key is not None:
+                v = dynamic[st.key]
+            else:
+                vals = dict(st.consts)
+                vals.update({k: dynamic[k] for k in st.expr.names if k in dynamic})
+                v = st.expr.evaluate(vals, jnp)
+            v = jnp.broadcast_to(jnp.reshape(jnp.asarray(v, dtype=rows.dtype), (-1,)), (len(idx), st.size))
+            rows = rows.at[idx, st.col:st.col + st.size].set(v)
+        return rows
+
     def transfer(self, dynamic: dict | None = None):
-        """``(A at every cut (n_cuts, 6, 6), one-turn matrix (6, 6))`` from the ring start."""
+        """``(A at the observation points (n_points, 6, 6), one-turn matrix (6, 6))``.
+
+        Points: the BPMs, then the correctors' exits, then the ring end.
+        """
         d = self.dynamic if dynamic is None else dynamic
-        spec = self.response.spec
-        var_m = None
-        if len(self.variable_steps):
-            table = table_from_dynamic(spec, d)
-            var_m = self._step_matrices(table, self.variable_steps)
-        a = [jnp.eye(6)]
-        for kind, x in self._tokens:
-            m = x if kind == "const" else var_m[x]
-            a.append(jnp.asarray(m) @ a[-1])
-        a = jnp.stack(a)
-        return a, a[-1]
+        var = self.variable_steps
+        if len(var):
+            v = self._step_matrices_at(self._variable_rows(d))
+
+            def step(a, cv):
+                c, vm = cv
+                a = vm @ (c @ a)
+                return a, a
+
+            _, anchors = jax.lax.scan(step, jnp.eye(6), (jnp.asarray(self._stretch), v))
+            anchors = jnp.concatenate([jnp.eye(6)[None], anchors])
+        else:
+            anchors = jnp.eye(6)[None]
+        a = jnp.einsum("pij,pjk->pik", jnp.asarray(self._obs_from), anchors[self._obs_anchor])
+        return a, a[self._end_obs]
+
+    def _step_matrices_at(self, rows):
+        """Linear maps of the variable steps from their parameter rows."""
+        kid = self._kidx[self.variable_steps]
+        out = jnp.zeros((len(kid), 6, 6))
+        for k in np.unique(kid):
+            sel = np.nonzero(kid == k)[0]
+            out = out.at[sel].set(self._maps[k](rows[sel]))
+        return out
 
     def orm(self, dynamic: dict | None = None) -> jnp.ndarray:
         """Orbit response matrix (2 n_bpms, n_kicks) [m/rad] (rows x then y, cols h then v)."""
         a, m = self.transfer(dynamic)
         m4 = m[:4, :4]
-        p = a[self._corr_cut][:, :4, :4]                      # (nk, 4, 4)
+        p = a[self._corr_obs][:, :4, :4]                      # (nk, 4, 4)
         e = jnp.asarray(self._kick_dir[:, :4])                  # (nk, 4)
         x = jnp.linalg.solve(jnp.eye(4) - m4, jnp.linalg.solve(p, e[..., None])[..., 0].T)  # (4, nk)
         y = m4 @ x
-        ab = a[self._bpm_cut][:, :4, :4]                       # (nb, 4, 4)
+        ab = a[self._bpm_obs][:, :4, :4]                       # (nb, 4, 4)
         zx = jnp.einsum("bij,jk->bik", ab, x)                 # (nb, 4, nk): BPM after corrector
         zy = jnp.einsum("bij,jk->bik", ab, y)                 # BPM before corrector
         z = jnp.where(jnp.asarray(self._wraps)[:, None, :], zy, zx)
@@ -159,6 +239,6 @@ class LinearResponse:
         """Dispersion at the BPMs, x then y [m] per ``delta = dp/p0`` (4D, pt held fixed)."""
         a, m = self.transfer(dynamic)
         eta0 = jnp.linalg.solve(jnp.eye(4) - m[:4, :4], m[:4, 5])
-        ab = a[self._bpm_cut]
+        ab = a[self._bpm_obs]
         eta = jnp.einsum("bij,j->bi", ab[:, :4, :4], eta0) + ab[:, :4, 5]
         return jnp.concatenate([eta[:, 0], eta[:, 2]]) * self.beta0

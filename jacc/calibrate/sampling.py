@@ -33,6 +33,8 @@ class SamplerOptions:
         seed: PRNG seed.
         target_accept: target acceptance probability of the step-size adaptation.
         dense_mass: adapt a dense mass matrix (correlated posteriors) instead of a diagonal.
+        adapt_mass_matrix: adapt the mass matrix during warmup; False keeps the given
+            ``inverse_mass_matrix`` (e.g. a Laplace approximation) and adapts the step size only.
         progress: show progress bars.
     """
 
@@ -42,6 +44,7 @@ class SamplerOptions:
     seed: int = 0
     target_accept: float = 0.8
     dense_mass: bool = False
+    adapt_mass_matrix: bool = True
     progress: bool = True
 
     def __post_init__(self):
@@ -60,14 +63,12 @@ class Posterior:
         samples: site name -> draws, shape (n_chains, n_draws, ...).
         sampler: e.g. ``"numpyro NUTS"``, ``"blackjax nuts"``.
         time_s: wall time of warmup and sampling [s] (compilation included).
-        sample_time_s: wall time of the sampling phase alone [s] (compilation included).
         info: sampler statistics (divergences, step size, mean acceptance...).
     """
 
     samples: dict
     sampler: str
     time_s: float
-    sample_time_s: float
     info: dict = dataclasses.field(default_factory=dict)
 
     def summary(self, prob: float = 0.9, sites=None) -> PosteriorSummary:
@@ -98,35 +99,72 @@ def _init_strategy(init: dict | None):
     return init_to_uniform if init is None else init_to_value(values=init)
 
 
+def initial_points(model: Callable, *args, init: dict | None = None, num_chains: int = 1,
+                   seed: int = 0, jitter: float = 0.1, **kwargs) -> dict:
+    """Starting points of ``num_chains`` chains in NumPyro's unconstrained coordinates.
+
+    Without ``init``: independent uniform draws in (-2, 2) (NumPyro's ``init_to_uniform``).
+    With ``init`` (site values, e.g. a least-squares fit): that point plus Gaussian jitter
+    of ``jitter`` (unconstrained units), so that the chains do not start identical and
+    R-hat can tell whether they forget where they started.
+    """
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_chains + 1)
+    info = initialize_model(keys[0], model, model_args=args, model_kwargs=kwargs,
+                            init_strategy=_init_strategy(init))
+    z = info.param_info.z
+    leaves, tree = jax.tree.flatten(z)
+    out = []
+    for i, leaf in enumerate(leaves):
+        k = jax.random.fold_in(keys[1], i)
+        shape = (num_chains,) + jnp.shape(leaf)
+        if init is None:
+            out.append(jax.random.uniform(k, shape, minval=-2.0, maxval=2.0))
+        else:
+            out.append(leaf[None] + jitter * jax.random.normal(k, shape))
+    return jax.tree.unflatten(tree, out)
+
+
 def sample_numpyro(model: Callable, *args, options: SamplerOptions | None = None,
-                   init: dict | None = None, chain_method: str = "sequential", **kwargs) -> Posterior:
+                   init: dict | None = None, inverse_mass_matrix=None, chain_method: str = "sequential",
+                   **kwargs) -> Posterior:
     """Sample ``model(*args, **kwargs)`` with NumPyro's NUTS.
 
     Args:
         model: a NumPyro model.
         options: `SamplerOptions`.
-        init: starting values of the latent sites (e.g. a least-squares fit); default: random
-            points within (-2, 2) in unconstrained space.
+        init: starting values of the latent sites (e.g. a least-squares fit), see
+            `initial_points`; default: random points within (-2, 2) in unconstrained space.
+        inverse_mass_matrix: starting inverse mass matrix over the unconstrained coordinates
+            flattened as ``jax.flatten_util.ravel_pytree`` orders them (sites by name):
+            (d,) diagonal or (d, d) dense (then ``dense_mass`` is implied).
         chain_method: ``"sequential"`` (one program, chains one after the other),
             ``"vectorized"`` (chains in lockstep) or ``"parallel"`` (one device per chain).
     """
     o = SamplerOptions() if options is None else options
-    kernel = NUTS(model, target_accept_prob=o.target_accept, dense_mass=o.dense_mass,
-                  init_strategy=_init_strategy(init))
+    dense = o.dense_mass
+    if inverse_mass_matrix is not None:
+        inverse_mass_matrix = jnp.asarray(inverse_mass_matrix)
+        dense = inverse_mass_matrix.ndim == 2
+    elif not o.adapt_mass_matrix:
+        raise ValueError("SamplerOptions(adapt_mass_matrix=False) needs an inverse_mass_matrix")
+    kernel = NUTS(model, target_accept_prob=o.target_accept, dense_mass=dense,
+                  inverse_mass_matrix=inverse_mass_matrix, adapt_mass_matrix=o.adapt_mass_matrix)
     mcmc = MCMC(kernel, num_warmup=o.num_warmup, num_samples=o.num_samples, num_chains=o.num_chains,
                 chain_method=chain_method, progress_bar=o.progress)
     key = jax.random.PRNGKey(o.seed)
+    z0 = initial_points(model, *args, init=init, num_chains=o.num_chains, seed=o.seed, **kwargs)
+    if o.num_chains == 1:
+        z0 = jax.tree.map(lambda a: a[0], z0)
     t0 = time.perf_counter()
-    mcmc.warmup(key, *args, extra_fields=(), collect_warmup=False, **kwargs)
-    t1 = time.perf_counter()
-    mcmc.run(mcmc.post_warmup_state.rng_key, *args, extra_fields=("diverging", "accept_prob"), **kwargs)
+    # warmup and sampling in one run: one compiled program
+    mcmc.run(key, *args, extra_fields=("diverging", "accept_prob"), init_params=z0, **kwargs)
     samples = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
     t2 = time.perf_counter()
     extra = mcmc.get_extra_fields(group_by_chain=True)
     info = {"divergences": int(np.sum(extra["diverging"])),
             "accept_prob": float(np.mean(extra["accept_prob"])),
             "step_size": np.atleast_1d(np.asarray(mcmc.last_state.adapt_state.step_size)).tolist()}
-    return Posterior({k: np.asarray(v) for k, v in samples.items()}, "numpyro NUTS", t2 - t0, t2 - t1, info)
+    return Posterior({k: np.asarray(v) for k, v in samples.items()}, "numpyro NUTS", t2 - t0, info)
 
 
 def log_density(model: Callable, *args, init: dict | None = None, seed: int = 0, **kwargs):
@@ -142,45 +180,116 @@ def log_density(model: Callable, *args, init: dict | None = None, seed: int = 0,
 
 
 def sample_blackjax(model: Callable, *args, options: SamplerOptions | None = None,
-                    init: dict | None = None, algorithm=blackjax.nuts, **algorithm_kwargs) -> Posterior:
+                    init: dict | None = None, inverse_mass_matrix=None, algorithm=blackjax.nuts,
+                    **algorithm_kwargs) -> Posterior:
     """Sample the same log density as `sample_numpyro` with BlackJAX.
 
-    Warmup is BlackJAX's window adaptation (step size and mass matrix, as Stan); the chains
-    run vectorised (``vmap``). The model's own keyword arguments are not supported here
-    (pass data positionally).
+    Warmup is BlackJAX's window adaptation (step size and mass matrix, as Stan), run for
+    every chain at once (``vmap``); warmup and sampling are one compiled program. The
+    model's own keyword arguments are not supported here (pass data positionally).
 
     Args:
         model, args: the NumPyro model and its data.
         options: `SamplerOptions`.
         init: starting values of the latent sites (default: random, as NumPyro's).
+        inverse_mass_matrix: as for `sample_numpyro`.
         algorithm: ``blackjax.nuts`` (default) or ``blackjax.hmc`` (then give
             ``num_integration_steps=``), or another member of BlackJAX's HMC family.
         algorithm_kwargs: extra parameters of the algorithm.
     """
+    return sample_blackjax_datasets(
+        model, [args], options=options, inits=None if init is None else [init],
+        inverse_mass_matrices=None if inverse_mass_matrix is None else [inverse_mass_matrix],
+        algorithm=algorithm, **algorithm_kwargs)[0]
+
+
+def sample_blackjax_datasets(model: Callable, datasets: list[tuple], *, options: SamplerOptions | None = None,
+                             inits: list[dict] | None = None, inverse_mass_matrices: list | None = None,
+                             algorithm=blackjax.nuts, vectorize: bool = False,
+                             **algorithm_kwargs) -> list[Posterior]:
+    """`sample_blackjax` for several datasets of the same shapes with one compiled program.
+
+    Each dataset gets its own chains, its own adaptation and its own `Posterior`.
+    ``vectorize=False`` (default) runs the datasets one after the other; True runs them in
+    lockstep under ``vmap`` (NUTS then waits for the longest trajectory of all chains at
+    each step: worth it on accelerators, rarely on a CPU), and ``time_s`` of each is the total
+    divided by the number of datasets.
+    """
     o = SamplerOptions() if options is None else options
-    logdensity, _, to_sites = log_density(model, *args, init=init, seed=o.seed)
-    key = jax.random.PRNGKey(o.seed + 1)
-    k_init, k_warm, k_sample = jax.random.split(key, 3)
-    # one starting point per chain, drawn as NumPyro draws its own
-    starts = [log_density(model, *args, init=init, seed=o.seed + 1000 * (c + 1))[1]
-              for c in range(o.num_chains)]
-    z0 = jax.tree.map(lambda *zs: jnp.stack(zs), *starts)
-    warmup = blackjax.window_adaptation(algorithm, logdensity, is_mass_matrix_diagonal=not o.dense_mass,
-                                        target_acceptance_rate=o.target_accept, **algorithm_kwargs)
+    n_sets = len(datasets)
+    if n_sets == 0:
+        raise ValueError("sample_blackjax_datasets: no dataset")
+    if inits is not None and len(inits) != n_sets:
+        raise ValueError(f"sample_blackjax_datasets: {len(inits)} inits for {n_sets} datasets")
+    if inverse_mass_matrices is not None and len(inverse_mass_matrices) != n_sets:
+        raise ValueError(f"sample_blackjax_datasets: {len(inverse_mass_matrices)} mass matrices for "
+                         f"{n_sets} datasets")
+    if inverse_mass_matrices is None and not o.adapt_mass_matrix:
+        raise ValueError("SamplerOptions(adapt_mass_matrix=False) needs inverse mass matrices")
+    info0 = initialize_model(jax.random.PRNGKey(o.seed), model, model_args=datasets[0], dynamic_args=True)
+    potential_of, to_sites_of = info0.potential_fn, info0.postprocess_fn
+    # the same starting points as sample_numpyro with the same options (dataset 0's seed)
+    z0 = [initial_points(model, *a, init=None if inits is None else inits[i], num_chains=o.num_chains,
+                         seed=o.seed + i) for i, a in enumerate(datasets)]
+    z0 = jax.tree.map(lambda *zs: jnp.stack(zs), *z0)
+    data = jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *datasets)
+    keys = jax.random.split(jax.random.PRNGKey(o.seed + 1), n_sets)
     name = _algorithm_name(algorithm)
+    progress = o.progress and n_sets == 1
+
+    if inverse_mass_matrices is None:
+        imm = None
+        diagonal = not o.dense_mass
+    else:
+        imm = jnp.stack([jnp.asarray(m) for m in inverse_mass_matrices])
+        diagonal = imm.ndim == 2
+
+    def run(args, z, key, inv_mass):
+        def logdensity(zz):
+            return -potential_of(*args)(zz)
+
+        extra = {}
+        if inv_mass is not None:
+            extra["initial_inverse_mass_matrix"] = inv_mass
+            if not o.adapt_mass_matrix:
+                # an overwhelming pseudo-count on the previous matrix: BlackJAX's documented
+                # way to keep it through the windows while the step size adapts
+                extra["imm_shrinkage_to_previous"] = 1e12
+        warmup = blackjax.window_adaptation(algorithm, logdensity, is_mass_matrix_diagonal=diagonal,
+                                            target_acceptance_rate=o.target_accept, **extra,
+                                            **algorithm_kwargs)
+        k_warm, k_sample = jax.random.split(key)
+        (states, params), _ = jax.vmap(lambda k, zz: warmup.run(k, zz, num_steps=o.num_warmup))(
+            jax.random.split(k_warm, o.num_chains), z)
+        zs, stats = _run_chains(logdensity, algorithm, algorithm_kwargs, states, params, k_sample,
+                                o.num_samples, progress, name)
+        sites = jax.vmap(jax.vmap(to_sites_of(*args)))(zs)
+        return sites, stats, params["step_size"]
+
     t0 = time.perf_counter()
-    with _status(f"blackjax {name} warmup", o.progress):
-        (states, params), _ = jax.block_until_ready(jax.jit(jax.vmap(
-            lambda k, z: warmup.run(k, z, num_steps=o.num_warmup)))(
-            jax.random.split(k_warm, o.num_chains), z0))
-    t1 = time.perf_counter()
-    zs, stats = _run_chains(logdensity, algorithm, algorithm_kwargs, states, params, k_sample,
-                            o.num_samples, o.progress, name)
-    t2 = time.perf_counter()
-    sites = jax.vmap(jax.vmap(to_sites))(zs)
-    info = {"divergences": int(np.sum(stats[0])), "accept_prob": float(np.mean(stats[1])),
-            "step_size": np.atleast_1d(np.asarray(params["step_size"])).tolist()}
-    return Posterior({k: np.asarray(v) for k, v in sites.items()}, f"blackjax {name}", t2 - t0, t2 - t1, info)
+    out = []
+    if vectorize:
+        with _status(f"blackjax {name}: warmup ({o.num_warmup}) and sampling ({o.num_samples}), "
+                     f"{o.num_chains} chains x {n_sets} datasets", o.progress and not progress):
+            sites, stats, steps = jax.block_until_ready(jax.jit(jax.vmap(run))(data, z0, keys, imm))
+        times = [(time.perf_counter() - t0) / n_sets] * n_sets
+    else:
+        prog = jax.jit(run)
+        parts, times = [], []
+        bar = _bar(n_sets, f"blackjax {name}: datasets", o.progress and n_sets > 1)
+        for i in range(n_sets):
+            t1 = time.perf_counter()
+            pick = lambda x: None if x is None else jax.tree.map(lambda a: a[i], x)  # noqa: E731
+            parts.append(jax.block_until_ready(prog(pick(data), pick(z0), keys[i], pick(imm))))
+            times.append(time.perf_counter() - t1)
+            bar.update(1)
+        bar.close()
+        sites, stats, steps = jax.tree.map(lambda *xs: jnp.stack(xs), *parts)
+    for i in range(n_sets):
+        info = {"divergences": int(np.sum(stats[0][i])), "accept_prob": float(np.mean(stats[1][i])),
+                "step_size": np.atleast_1d(np.asarray(steps[i])).tolist()}
+        out.append(Posterior({k: np.asarray(v[i]) for k, v in sites.items()}, f"blackjax {name}", times[i], info))
+    return out
 
 
 def _run_chains(logdensity, algorithm, algorithm_kwargs, states, params, key, n, progress, name):
@@ -202,10 +311,10 @@ def _run_chains(logdensity, algorithm, algorithm_kwargs, states, params, key, n,
         _, (pos, stats) = jax.lax.scan(body, state, (jnp.arange(n), jax.random.split(k, n)))
         return pos, stats
 
-    # chains one after the other in one program keeps the bar meaningful and memory small
+    # chains in lockstep: each step's work is small, so a batch of chains costs little more
+    # than one (the bar's step counter is not batched: it advances once per step)
     keys = jax.random.split(key, jax.tree.leaves(states.position)[0].shape[0])
-    run = jax.jit(lambda st, p, k: jax.lax.map(lambda a: one_chain(*a), (st, p, k)))
-    return jax.block_until_ready(run(states, params, keys))
+    return jax.vmap(one_chain)(states, params, keys)
 
 
 def _algorithm_name(algorithm) -> str:
@@ -213,6 +322,12 @@ def _algorithm_name(algorithm) -> str:
     fn = getattr(algorithm, "differentiable", algorithm)
     module = getattr(fn, "__module__", "") or ""
     return module.rsplit(".", 1)[-1] if module.startswith("blackjax") else type(algorithm).__name__
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
 
 
 class _status:
