@@ -20,5 +20,16 @@ from .engine import (  # noqa: E402,F401
 )
 from .optics import ClosedOrbitOptions, TwissInit, TwissOptions, TwissTable, twiss  # noqa: E402,F401
 from . import lattices  # noqa: E402,F401
+# jacc.match is the function; its pieces: `from jacc.match import Target, Vary, Matcher`
+from .match import MatchOptions, MatchResult, Target, Vary, match  # noqa: E402,F401
+
+
+def __getattr__(name):
+    # numpyro and blackjax load only when calibration is used: jacc.calibrate, jacc.correct
+    if name in ("calibrate", "correct"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'jacc' has no attribute {name!r}")
 
 __version__ = "0.1.0"

@@ -127,13 +127,19 @@ class Matcher:
         engine = TrackingEngine(flagged, rp, self.options.model)
         spec, _, dynamic = engine.make_model()
         self.engine, self.spec, self.dynamic = engine, spec, dynamic
-        self.twiss_fn = engine.make_twiss_func(spec, **self.options.twiss)
+        twiss_kw = dict(self.options.twiss)
+        if "options" not in twiss_kw and not any(
+                t.quantity in ("dqx", "dqy") or callable(t.quantity) for t in self.targets.targets):
+            from jacc.optics import TwissOptions
+
+            # no chromatic target: skip the second-order pass (about half the work)
+            twiss_kw["options"] = TwissOptions(chrom=False)
+        self.twiss_fn = engine.make_twiss_func(spec, **twiss_kw)
         self.keys = [v.key for v in self.varies]
         self.x0 = np.array(current_values(lat, self.varies))
         self.scale = np.array([v.step if v.step is not None else (abs(x) if x != 0 else 1.0)
                                for v, x in zip(self.varies, self.x0)])
         self._cache: dict = {}
-        self._achieved = jax.jit(lambda x: self.targets.achieved(self.twiss(x)))
 
     def dynamic_at(self, x) -> dict:
         """The engine's ``dynamic`` dict with the knobs set to ``x`` (shape (n_knobs,))."""
@@ -151,6 +157,10 @@ class Matcher:
         x = jnp.asarray(self.x0) + y * jnp.asarray(self.scale)
         return self.targets.residual(self.twiss(x), values)
 
+    def _achieved(self, y, values):
+        """Target quantities at solver variables ``y`` (unweighted)."""
+        return self.targets.achieved(self.twiss(jnp.asarray(self.x0) + y * jnp.asarray(self.scale)))
+
     def solve(self, values=None, x0=None) -> MatchResult:
         """Run the solver.
 
@@ -165,10 +175,9 @@ class Matcher:
         y0 = (start - self.x0) / self.scale
         res: SolveResult = solve(self.residual, y0, jnp.asarray(values), solver=self.solver,
                                  max_steps=self.options.max_steps, progress=self.options.progress,
-                                 desc="match", jitted=self._cache)
+                                 desc="match", jitted=self._cache, extra=self._achieved)
         x = self.x0 + res.y * self.scale
-        achieved = np.asarray(self._achieved(jnp.asarray(x)))
-        achieved0 = np.asarray(self._achieved(jnp.asarray(start)))
+        achieved0, achieved = res.extra
         resid = _violations(self.targets, achieved, values)
         tols = np.array([t.tol for t in self.targets.targets])
         # reached targets count, whatever stopped the solver (e.g. a step limit hit after)

@@ -59,6 +59,7 @@ class SolveResult:
         residual: final residual vector.
         history: loss at each step (as reported by the solver), for plots.
         time_s: wall time of the solve [s] (compilation included on the first call).
+        extra: ``(extra at the start, extra at the solution)`` when ``extra`` was given.
     """
 
     y: np.ndarray
@@ -69,6 +70,7 @@ class SolveResult:
     residual: np.ndarray
     history: np.ndarray
     time_s: float
+    extra: Any = None
 
 
 class _Progress:
@@ -117,8 +119,6 @@ def materialized_jacobian(residual: Callable, jacobian: Callable | None = None) 
     primal quantity computed once, and the linear map is a matrix product. Derivatives with
     respect to ``args`` are not provided (they are data).
     """
-    jac = jax.jacfwd(residual) if jacobian is None else jacobian
-
     @jax.custom_jvp
     def wrapped(y, args):
         return residual(y, args)
@@ -129,10 +129,14 @@ def materialized_jacobian(residual: Callable, jacobian: Callable | None = None) 
         if any(not isinstance(t, SymbolicZero) for t in
                jax.tree.leaves(dargs, is_leaf=lambda t: isinstance(t, SymbolicZero))):
             raise NotImplementedError("materialized_jacobian: no derivatives with respect to args")
-        out = residual(y, args)
+        if jacobian is None:
+            # value and Jacobian from one forward pass (one copy of the program, not two)
+            jac_y, out = jax.jacfwd(lambda yy: (residual(yy, args),) * 2, has_aux=True)(y)
+        else:
+            out, jac_y = residual(y, args), jacobian(y, args)
         if isinstance(dy, SymbolicZero):
             return out, jnp.zeros_like(out)
-        return out, jac(y, args) @ dy
+        return out, jac_y @ dy
 
     wrapped.defjvp(rule, symbolic_zeros=True)
     return wrapped
@@ -140,7 +144,8 @@ def materialized_jacobian(residual: Callable, jacobian: Callable | None = None) 
 
 def solve(residual: Callable[[jax.Array, Any], jax.Array], y0, args=None, *, solver=None,
           max_steps: int = 200, progress: bool = True, desc: str = "solve",
-          jitted: dict | None = None, jacobian: Callable | None = None) -> SolveResult:
+          jitted: dict | None = None, jacobian: Callable | None = None,
+          extra: Callable | None = None) -> SolveResult:
     """Minimise ``0.5 * sum(residual(y, args)**2)`` over ``y`` from ``y0``.
 
     Args:
@@ -154,6 +159,8 @@ def solve(residual: Callable[[jax.Array, Any], jax.Array], y0, args=None, *, sol
         jitted: a dict used as a cache of the compiled solve (keep it to reuse the program).
         jacobian: ``(y, args) -> (m, n)`` Jacobian of ``residual`` for least-squares solvers
             (default ``jax.jacfwd``); see `materialized_jacobian`.
+        extra: ``(y, args) -> pytree`` evaluated at the start and at the solution in the same
+            compiled program (e.g. the achieved target values); in ``SolveResult.extra``.
     """
     solver = as_solver(solver)
     y0 = jnp.asarray(y0, dtype=jnp.float64)
@@ -180,18 +187,22 @@ def solve(residual: Callable[[jax.Array, Any], jax.Array], y0, args=None, *, sol
             sol = run(y, a)
             r = residual(sol.value, a)
             ok = sol.result == optx.RESULTS.successful
-            return sol.value, r, ok, sol.stats["num_steps"], sol.result._value
+            # both evaluations of extra in one vmapped copy
+            ex = None if extra is None else jax.vmap(lambda yy: extra(yy, a))(jnp.stack([y, sol.value]))
+            ex = None if ex is None else (jax.tree.map(lambda e: e[0], ex), jax.tree.map(lambda e: e[1], ex))
+            return sol.value, r, ok, sol.stats["num_steps"], sol.result._value, ex
         cache["fn"] = jax.jit(fn)
     t0 = time.perf_counter()
     try:
-        y, r, ok, n, code = jax.block_until_ready(cache["fn"](y0, args))
+        y, r, ok, n, code, ex = jax.block_until_ready(cache["fn"](y0, args))
     finally:
         bar.close()
     dt = time.perf_counter() - t0
     r = np.asarray(r)
     message = "" if bool(ok) else optx.RESULTS._index_to_message[int(code)]
+    ex = None if ex is None else jax.tree.map(np.asarray, ex)
     return SolveResult(np.asarray(y), bool(ok), message, int(n), float(0.5 * np.sum(r**2)), r,
-                       np.asarray(bar.history), dt)
+                       np.asarray(bar.history), dt, ex)
 
 
 class _Relay:
