@@ -223,4 +223,31 @@ def match(lat: Lattice, rp, knobs, targets, *, solver=None, options: MatchOption
         options = MatchOptions(**option_kwargs)
     elif option_kwargs:
         options = dataclasses.replace(options, **option_kwargs)
-    return Matcher(lat, rp, knobs, targets, solver=solver, options=options).solve()
+    parsed = parse_targets(targets)
+    key = _cache_key(lat, rp, knobs, parsed, solver, options)
+    matcher = _MATCHERS.pop(key, None) if key is not None else None
+    if matcher is None:
+        matcher = Matcher(lat, rp, knobs, parsed, solver=solver, options=options)
+    if key is not None:
+        _MATCHERS[key] = matcher  # most recent last
+        while len(_MATCHERS) > _MAX_CACHED:
+            _MATCHERS.pop(next(iter(_MATCHERS)))
+    return matcher.solve(values=np.array([t.value for t in parsed]))
+
+
+# Compiled problems of recent `match` calls: the same lattice (all strengths equal), knobs,
+# target quantities and solver reuse the program with new target values.
+_MATCHERS: dict = {}
+_MAX_CACHED = 8
+
+
+def _cache_key(lat, rp, knobs, targets, solver, options):
+    try:
+        structure = tuple((t.quantity, t.at, t.relative_to, t.op, t.weight, t.tol, t.label) for t in targets)
+        hash(structure)
+        knob_key = tuple(v.key + f"/{v.step}" for v in parse_knobs(knobs))
+        key = (lat.to_json(), repr(rp), knob_key, structure, repr(solver), repr(options))
+        hash(key)
+        return key
+    except TypeError:  # unhashable pieces (e.g. options holding arrays): no caching
+        return None
