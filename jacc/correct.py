@@ -142,6 +142,9 @@ def _rms(orbit, nb):
     return {"x": float(np.sqrt(np.mean(orbit[:nb] ** 2))), "y": float(np.sqrt(np.mean(orbit[nb:] ** 2)))}
 
 
+_RESPONSES: dict = {}
+
+
 def correct_orbit(lat: Lattice, rp, *, correctors=None, bpms=None, planes: str = "xy",
                   n_singular: int | None = None, iterations: int = 3, response=None,
                   model=None) -> OrbitCorrection:
@@ -161,18 +164,21 @@ def correct_orbit(lat: Lattice, rp, *, correctors=None, bpms=None, planes: str =
 
     if int(iterations) < 1:
         raise ValueError(f"correct_orbit: iterations must be >= 1, got {iterations}")
-    resp = OrbitResponse(lat, rp, bpms=bpms, correctors=correctors, planes=planes, model=model)
+    key = (lat.to_json(), repr(rp), repr(bpms), repr(correctors), planes, repr(model))
+    if key not in _RESPONSES:
+        resp = OrbitResponse(lat, rp, bpms=bpms, correctors=correctors, planes=planes, model=model)
+        _RESPONSES.clear()  # one machine at a time: correcting it again reuses the programs
+        _RESPONSES[key] = (resp, jax.jit(lambda d: resp.bpm_orbit(d)), jax.jit(resp.orm))
+    resp, orbit, orm = _RESPONSES[key]
     lay = resp.layout
     nb = lay.n_bpms
     rows = np.concatenate([np.arange(nb) if "x" in planes else [], nb + np.arange(nb) if "y" in planes else []]).astype(int)
-    orbit = jax.jit(lambda d: resp.bpm_orbit(d))
-    orm = jax.jit(resp.orm) if response is None else None
     d = dict(resp.dynamic)
     k = np.asarray(resp.kicks(d))
     before = np.asarray(orbit(d))
     s_all = None
     for _ in range(int(iterations)):
-        r = np.asarray(orm(d)) if response is None else np.asarray(response)
+        r = np.asarray(orm(d) if response is None else response)
         if r.shape != lay.shape:
             raise ValueError(f"correct_orbit: response must have shape {lay.shape}, got {r.shape}")
         u, s, vt = np.linalg.svd(r[rows], full_matrices=False)

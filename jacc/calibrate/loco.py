@@ -276,16 +276,19 @@ class Loco:
     def fit(self, measurement: Measurement, theta0=None) -> LocoResult:
         """Fit ``measurement``; start from the ideal machine unless ``theta0`` is given."""
         data = self._data(measurement)
-        theta0 = jnp.zeros(self.n_params) if theta0 is None else jnp.asarray(theta0)
+        theta0 = jnp.zeros(self.n_params) if theta0 is None else jnp.asarray(theta0, dtype=jnp.float64)
+        use_disp = data[1] is not None
+
+        def extra(t, d):
+            # evaluated at the start and at the solution inside the solve's own program
+            orm, disp = self.model.predict(self.unpack(t), use_disp)
+            return self.jacobian(t, d), orm, disp
+
         res = solve(self.residual, theta0, data, solver=self.solver, max_steps=self.options.max_steps,
                     progress=self.options.progress, desc="LOCO", jitted=self._cache,
-                    jacobian=self.jacobian)
+                    jacobian=self.jacobian, extra=extra)
         theta = jnp.asarray(res.y)
-        if "jac" not in self._cache:
-            self._cache["jac"] = jax.jit(self.jacobian)
-            self._cache["predict"] = jax.jit(lambda t, disp: self.model.predict(self.unpack(t), disp),
-                                             static_argnums=1)
-        jac = np.asarray(self._cache["jac"](theta, data))
+        (_, orm0, _), (jac, orm, disp) = res.extra
         n_data = jac.shape[0] - (self.free["quad_errors"] if self.options.quad_prior else 0)
         dof = max(n_data - self.n_params, 1)
         chi2 = float(np.sum(res.residual[:n_data] ** 2))
@@ -303,9 +306,8 @@ class Loco:
                     std[g] = std[g].at[-1].set(np.sqrt(max(block.sum(), 0.0)))
                 i += n
         params = {g: np.asarray(v) for g, v in self.unpack(theta).items()}
-        use_disp = data[1] is not None
-        orm, disp = self._cache["predict"](theta, use_disp)
-        orm0, _ = self._cache["predict"](jnp.zeros(self.n_params), False)
+        if theta0 is not None and np.any(np.asarray(theta0)):
+            orm0 = np.asarray(self.model.predict({}, False)[0])
         r = np.asarray(measurement.orm) - np.asarray(orm)
         return LocoResult(
             params=params, std={g: np.asarray(v) for g, v in std.items()},

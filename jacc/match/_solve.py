@@ -142,6 +142,37 @@ def materialized_jacobian(residual: Callable, jacobian: Callable | None = None) 
     return wrapped
 
 
+def materialized_loss(residual: Callable, jacobian: Callable | None = None) -> Callable:
+    """``0.5 * sum(residual**2)`` whose derivative is ``J^T r`` with a forward-mode Jacobian.
+
+    Minimisers (BFGS, optax) take gradients by linearising and transposing the loss; with the
+    Jacobian built forward (few knobs, long optics programs) the transposed map is a dot
+    product, and programs whose derivative rules do not transpose still work.
+    """
+    @jax.custom_jvp
+    def loss(y, args):
+        r = residual(y, args)
+        return 0.5 * jnp.sum(r**2)
+
+    def rule(primals, tangents):
+        y, args = primals
+        dy, dargs = tangents
+        if any(not isinstance(t, SymbolicZero) for t in
+               jax.tree.leaves(dargs, is_leaf=lambda t: isinstance(t, SymbolicZero))):
+            raise NotImplementedError("materialized_loss: no derivatives with respect to args")
+        if jacobian is None:
+            jac, r = jax.jacfwd(lambda yy: (residual(yy, args),) * 2, has_aux=True)(y)
+        else:
+            r, jac = residual(y, args), jacobian(y, args)
+        out = 0.5 * jnp.sum(r**2)
+        if isinstance(dy, SymbolicZero):
+            return out, jnp.zeros_like(out)
+        return out, (r @ jac) @ dy
+
+    loss.defjvp(rule, symbolic_zeros=True)
+    return loss
+
+
 def solve(residual: Callable[[jax.Array, Any], jax.Array], y0, args=None, *, solver=None,
           max_steps: int = 200, progress: bool = True, desc: str = "solve",
           jitted: dict | None = None, jacobian: Callable | None = None,
@@ -172,10 +203,9 @@ def solve(residual: Callable[[jax.Array, Any], jax.Array], y0, args=None, *, sol
         hooked = _with_progress(solver, _Relay(cache))
         if isinstance(hooked, optx.AbstractMinimiser) and not isinstance(
                 hooked, optx.AbstractLeastSquaresSolver):
+            loss = materialized_loss(residual, jacobian)
+
             def run(y, a):
-                def loss(yy, aa):
-                    r = residual(yy, aa)
-                    return 0.5 * jnp.sum(r**2)
                 return optx.minimise(loss, hooked, y, a, max_steps=max_steps, throw=False)
         else:
             fn_ls = materialized_jacobian(residual, jacobian)
