@@ -189,7 +189,7 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
         passive: coordinates no step's output depends on except their own (4D: ``t``),
             left out of the convergence test (the last linear step makes them exact).
     """
-    from .parallel import cumulative_affine, matvec
+    from .parallel import cumulative_affine
 
     free = np.asarray(free, dtype=np.int32)
     held = np.asarray([i for i in range(6) if i not in set(free.tolist())], dtype=np.int32)
@@ -220,7 +220,7 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
         dz0 = jnp.zeros(6, dtype=e.dtype).at[free].set(du)
         if len(held):
             dz0 = dz0.at[held].set(dz0_held)
-        after = matvec(m, dz0) + c
+        after = jnp.einsum("nij,j->ni", m, dz0) + c
         return jnp.concatenate([dz0[None], after[:-1]])
 
     def newton(table, vfix):
@@ -234,8 +234,8 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
             # step from the previous evaluation (none before the first), then evaluate: one
             # instance of the element maps in the program (compile time)
             z, f, e, _, it = state
-            z = lax.cond(it > 0, lambda: z + linear_solve(e, residuals(z, f), vfix[held] - z[0][held]),
-                         lambda: z)
+            dz = linear_solve(e, residuals(z, f), vfix[held] - z[0][held])
+            z = jnp.where(it > 0, z + dz, z)
             f, e = steps_fe(table, z)
             return z, f, e, error(z, f, vfix), it + 1
 
@@ -244,7 +244,7 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
         z, f, e, err, it = lax.while_loop(cond, body, state)
         # the last Newton step on the linearised chain: no evaluation needed
         dz = linear_solve(e, residuals(z, f), vfix[held] - z[0][held])
-        z, f = z + dz, f + matvec(e, dz)
+        z, f = z + dz, f + jnp.einsum("nij,nj->ni", e, dz)
         ok = jnp.isfinite(err) & jnp.all(jnp.isfinite(z)) & jnp.all(jnp.isfinite(e))
         converged = ok & (err <= opts.tol)
         z, f = (jnp.where(ok, a, b) for a, b in ((z, z0), (f, z0)))

@@ -20,7 +20,6 @@ from jacc.engine.compiler import LineSpec
 from jacc.engine.tracker import make_line_states, table_from_dynamic
 
 from .lattice_functions import safe_sqrt
-from .parallel import matmul
 
 _CACHE: dict = {}
 
@@ -67,7 +66,7 @@ def make_envelope_func(spec: LineSpec, name: str = "line"):
         jac, st = jax.jacfwd(f, has_aux=True)(mean0)
         m = jnp.concatenate([jnp.eye(6)[None], jac])[rows_idx]
         mean = jnp.concatenate([mean0[None], st])[rows_idx]
-        sigma = matmul(matmul(m, sigma0), jnp.swapaxes(m, 1, 2))
+        sigma = m @ sigma0 @ jnp.swapaxes(m, 1, 2)
         return EnvelopeTable(names, s, sigma, mean)
 
     return h

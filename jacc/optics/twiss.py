@@ -26,7 +26,7 @@ from .closed_orbit import ClosedOrbitOptions, make_periodic_orbit
 from .lattice_functions import c_minus, dispersion_from_w, mode_functions, montague
 from .normal_form import normal_form_4d, normal_form_6d
 from .one_turn import rf_off
-from .parallel import cumulative_products, make_steps, matmul, matvec
+from .parallel import cumulative_products, make_steps
 from .result import TwissStatus, TwissTable
 
 INIT_FIELDS = ("betx", "alfx", "bety", "alfy", "dx", "dpx", "dy", "dpy", "x", "px", "y", "py",
@@ -161,7 +161,7 @@ def make_twiss_core(spec: LineSpec, *, periodic: bool, method: str = "4d",
 
     def functions(m_rows4, iv):
         w0, stable = w_start(m_rows4[-1], iv)
-        return mode_functions(matmul(m_rows4, w0)), stable
+        return mode_functions(m_rows4 @ w0), stable
 
     def core(table, delta0, init_vec):
         table = rf_off(spec, table)
@@ -180,9 +180,9 @@ def make_twiss_core(spec: LineSpec, *, periodic: bool, method: str = "4d",
                 dzs = solve.linear_solve(e, jnp.zeros_like(zs), jnp.stack([jnp.zeros_like(dpt), dpt]))
             else:
                 w0 = jnp.stack([iv[4], iv[5], iv[6], iv[7], jnp.zeros_like(dpt), dpt])
-                dzs = jnp.concatenate([w0[None], matvec(jac[:-1], w0)])
+                dzs = jnp.concatenate([w0[None], jnp.einsum("nij,j->ni", jac[:-1], w0)])
             v0, w = zs[0], dzs[0]
-            dst = matvec(e, dzs)
+            dst = jnp.einsum("nij,nj->ni", e, dzs)
         orbit_rows = _rows(v0, st, rows_idx)
         disp_rows = _rows(w, dst, rows_idx)
         m_rows = _rows(jnp.eye(6), jac, rows_idx)
@@ -199,7 +199,7 @@ def make_twiss_core(spec: LineSpec, *, periodic: bool, method: str = "4d",
                 vpp = jnp.concatenate([upp, jnp.zeros(1), d2pt[None]])
             else:
                 vpp = jnp.zeros(6).at[5].set(d2pt)
-            dd_rows = matvec(dm_rows, w) + matvec(m_rows, vpp)
+            dd_rows = jnp.einsum("nij,j->ni", dm_rows, w) + jnp.einsum("nij,j->ni", m_rows, vpp)
             cols.update(
                 wx=montague(f["betx1"], f["alfx1"], df["betx1"], df["alfx1"]),
                 wy=montague(f["bety2"], f["alfy2"], df["bety2"], df["alfy2"]),
@@ -250,7 +250,7 @@ def _make_core_6d(spec: LineSpec, *, opts: ClosedOrbitOptions, name: str):
         orbit_rows = _rows(v0, st, rows_idx)
         m_rows = _rows(jnp.eye(6), cumulative_products(e), rows_idx)
         nf = normal_form_6d(m_rows[-1])
-        w_rows = matmul(m_rows, nf.w)
+        w_rows = m_rows @ nf.w
         fn = mode_functions(w_rows)
         delta_co = delta_from_pt(v0[5], beta0)
         dpt = jax.grad(lambda d: pt_from_delta(d, beta0))(delta_co)
