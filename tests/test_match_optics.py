@@ -137,13 +137,14 @@ def test_inequality_weights_and_callable_targets(fodo, _):
     lat, rp = fodo
     tw0 = jacc.twiss(lat, rp)
     bmax0 = float(np.max(tw0.betx))
-    targets = [Target("qx", 9.30), Target("qy", 9.20, weight=2.0),
-               Target(lambda tw: jnp.max(tw.betx), bmax0, op="<", label="max betx"),
+    # two knobs: one tune and an active upper limit on the largest beta (qy is free)
+    targets = [Target("qx", 9.30, weight=2.0),
+               Target(lambda tw: jnp.max(tw.betx), bmax0 - 0.2, op="<", label="max betx"),
                Target("bety", 100.0, at="qd:1", op="<")]
     res = jacc.match(lat, rp, knobs={"qf": "k1", "qd": "k1"}, targets=targets, progress=False)
-    assert res.converged and res.max_residual <= 1e-10
+    assert res.converged and res.max_residual <= 1e-10, str(res)
     tw = jacc.twiss(res.lattice, rp)
-    assert float(np.max(tw.betx)) <= bmax0 + 1e-10
+    assert float(np.max(tw.betx)) <= bmax0 - 0.2 + 1e-9
 
 
 @pytest.mark.parametrize("solver,tol", [
