@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import calibrate_common
 import jacc
 from jacc.calibrate import (ErrorSpec, LinearResponse, Loco, LocoOptions, MeasurementSimulator,
                             OrbitResponse, draw_errors, quad_knobs, select_layout)
@@ -15,15 +16,12 @@ SPEC_CAL = ErrorSpec(quad_rel=0.01, bpm_gain=0.02, bpm_roll=2e-3, corrector_gain
 
 @pytest.fixture(scope="module")
 def iota():
-    lat, rp = jacc.lattices.iota()
-    corr = [p.key for p in lat.elements if p.element_name == "HVCorrector"]
-    return lat, rp, corr
+    return calibrate_common.iota()
 
 
 @pytest.fixture(scope="module")
 def sim(iota):
-    lat, rp, corr = iota
-    return MeasurementSimulator(lat, rp, correctors=corr)
+    return calibrate_common.simulator()
 
 
 @pytest.fixture(scope="module")
