@@ -1,0 +1,28 @@
+"""Execute the walk-through notebooks at a small size (``JACC_NOTEBOOK_SMALL=1``)."""
+
+import os
+import pathlib
+
+import pytest
+
+NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@pytest.mark.parametrize("name", ["iota_matching_loco.ipynb"])
+def test_notebook_runs(name, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    monkeypatch.setenv("JACC_NOTEBOOK_SMALL", "1")  # inherited by the kernel
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=1200, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    # the walk-through reached its conclusions: a converged match and LOCO, sampled posteriors
+    assert "match: converged" in text
+    assert "LOCO: converged" in text
+    assert "max R-hat" in text and "inside their 90% credible interval" in text
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
