@@ -1,6 +1,8 @@
 """ORM and LOCO on IOTA: the response against the optics layer and finite differences, the
 fast linear response against jacfwd of the closed orbit, LOCO recovery and noise floor."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,8 @@ import jacc
 from jacc.calibrate import (ErrorSpec, LinearResponse, Loco, LocoOptions, MeasurementSimulator,
                             OrbitResponse, draw_errors, quad_knobs, select_layout)
 
+slow = [pytest.mark.slow, pytest.mark.skipif(os.environ.get("JACC_SLOW") != "1",
+                                             reason="compile-heavy check; run with JACC_SLOW=1")]
 SPEC_CAL = ErrorSpec(quad_rel=0.01, bpm_gain=0.02, bpm_roll=2e-3, corrector_gain=0.02)
 
 
@@ -82,9 +86,10 @@ def test_linear_response_equals_jacfwd_of_closed_orbit(iota, sim):
     d = sim.dynamic(truth)
     ref = np.asarray(sim._orm(d))
     # two exact derivatives of the same maps: rounding level relative to ORM entries ~ 2 m
-    np.testing.assert_allclose(np.asarray(lin.orm(d)), ref, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(np.asarray(lin.dispersion(d)), np.asarray(sim._disp(d)), rtol=0, atol=1e-12)
-    assert np.max(np.abs(ref - np.asarray(lin.orm()))) > 1e-3  # the errors do change the ORM
+    np.testing.assert_allclose(np.asarray(jax.jit(lin.orm)(d)), ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(jax.jit(lin.dispersion)(d)), np.asarray(sim._disp(d)),
+                               rtol=0, atol=1e-12)
+    assert np.max(np.abs(ref - np.asarray(jax.jit(lin.orm)(lin.dynamic)))) > 1e-3  # the errors do change the ORM
 
 
 def test_loco_recovers_gradient_errors_noise_free(sim, fit):
@@ -126,7 +131,8 @@ def test_loco_reaches_the_noise_floor(sim, fit):
     assert res.time_s < 10.0
 
 
-def test_loco_per_knob(iota):
+@pytest.mark.parametrize("_", [pytest.param(0, marks=slow)])
+def test_loco_per_knob(iota, _):
     lat, rp, corr = iota
     knobs = quad_knobs(lat)
     assert [v.name for v in knobs[:3]] == ["kq01", "kq02", "kq03"] and len(knobs) == 20

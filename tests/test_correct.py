@@ -48,7 +48,8 @@ def test_svd_orbit_correction_reduces_rms_tenfold(iota, misaligned):
         correct_orbit(misaligned, rp, correctors=corr, n_singular=99)
 
 
-def test_closed_orbit_bump(iota):
+@pytest.mark.parametrize("_", [pytest.param(0, marks=slow)])
+def test_closed_orbit_bump(iota, _):
     lat, rp, _ = iota
     res = orbit_bump(lat, rp, "ibpmb2r:1", plane="x", position=1e-3, progress=False,
                      model=jacc.XsuiteExactBend())
@@ -67,7 +68,8 @@ def test_closed_orbit_bump(iota):
         orbit_bump(lat, rp, "ibpmb2r:1", angle=0.0, correctors=["ca2r", "cb1r", "cb2r"])
 
 
-def test_tune_knobs_and_set_tunes():
+@pytest.mark.parametrize("_", [pytest.param(0, marks=slow)])
+def test_tune_knobs_and_set_tunes(_):
     lat, rp = jacc.lattices.fodo_ring()
     k = tune_knobs(lat, rp, ["kqf", "kqd"])
     assert k.matrix.shape == (2, 2) and k.matrix[0, 0] > 0 > k.matrix[1, 1]  # QF raises qx, QD lowers qy
