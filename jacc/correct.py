@@ -172,7 +172,8 @@ def correct_orbit(lat: Lattice, rp, *, correctors=None, bpms=None, planes: str =
     resp, orbit, orm = _RESPONSES[key]
     lay = resp.layout
     nb = lay.n_bpms
-    rows = np.concatenate([np.arange(nb) if "x" in planes else [], nb + np.arange(nb) if "y" in planes else []]).astype(int)
+    rows = np.concatenate([np.arange(nb) if "x" in planes else [],
+                           nb + np.arange(nb) if "y" in planes else []]).astype(int)
     d = dict(resp.dynamic)
     k = np.asarray(resp.kicks(d))
     before = np.asarray(orbit(d))
