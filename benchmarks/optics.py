@@ -1,0 +1,96 @@
+"""Periodic Twiss after compile: JACC against xtrack ``twiss4d()`` and MAD-X TWISS (cpymad).
+
+    python benchmarks/optics.py --lattice ring.madx --json results/optics.json
+
+Also times the gradient of (qx, qy, dqx, dqy) with respect to every quadrupole and
+sextupole strength in one call, and its ratio to one Twiss evaluation. JACC uses the
+``Xsuite()`` preset, xtrack its defaults; the tunes of all three codes are printed beside
+the timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from common import DEFAULT_FODO, best_time, load_madx, machine, print_table, single_thread_jax, write_json, xtrack_line
+
+single_thread_jax()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import jacc  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lattice", default=str(DEFAULT_FODO), help="MAD-X file (default: the FODO ring)")
+    ap.add_argument("--json", default=None, help="write results to this JSON file")
+    args = ap.parse_args(argv)
+    lat, rp, madx, seq = load_madx(args.lattice)
+    for name, el in madx.elements.items():  # 4D optics on all sides: RF off
+        if el.base_type.name == "rfcavity":
+            madx.input(f"{name}, volt = 0;")
+    madx.use(sequence=seq)
+
+    engine = jacc.TrackingEngine(lat, rp, specialise=False)
+    spec, _, dyn = engine.make_model()
+    g = jax.jit(engine.make_twiss_func(spec))
+    t0 = time.perf_counter()
+    tw = jax.block_until_ready(g(dyn))
+    compile_s = time.perf_counter() - t0
+    t_jacc = best_time(lambda: jax.block_until_ready(g(dyn)))
+
+    line = xtrack_line(madx, seq, rp)
+    line.build_tracker()
+    tx = line.twiss4d()
+    t_xt = best_time(lambda: line.twiss4d(), repeat=3)
+    madx.twiss()
+    q_mad = (float(madx.table.summ.q1[0]), float(madx.table.summ.q2[0]))
+    t_mad = best_time(lambda: madx.twiss(), repeat=3)
+
+    rows = [["JACC (jit, after compile)", t_jacc * 1e3, 1.0, float(tw.qx), float(tw.qy)],
+            ["xtrack twiss4d()", t_xt * 1e3, t_xt / t_jacc, float(tx.qx), float(tx.qy)],
+            ["MAD-X TWISS (cpymad)", t_mad * 1e3, t_mad / t_jacc, *q_mad]]
+    print_table(f"Periodic Twiss of {seq} ({len(lat)} elements), JACC compile {compile_s:.1f} s",
+                ["code", "time [ms]", "time / JACC", "qx", "qy"], rows)
+
+    # gradient of tunes and chromaticities w.r.t. every quadrupole and sextupole strength
+    glat = lat.copy()
+    for d, e in glat.definitions.items():
+        if e.element_name == "Quadrupole":
+            e.diff_params = ["k1"]
+        elif e.element_name == "Sextupole":
+            e.diff_params = ["k2"]
+    for k in glat.knobs:  # strengths driven by knobs are flagged through the knobs
+        glat.knobs[k].diff = any(glat.definitions[d].element_name in ("Quadrupole", "Sextupole")
+                                 for d, _ in glat.knob_dependents(k))
+    gengine = jacc.TrackingEngine(glat, rp, specialise=False)
+    gspec, _, gdyn = gengine.make_model()
+    gg = gengine.make_twiss_func(gspec)
+    summary = jax.jit(lambda d: (lambda t: jnp.stack([t.qx, t.qy, t.dqx, t.dqy]))(gg(d)))
+    # forward mode: the closed-orbit solve carries a custom JVP (implicit derivatives)
+    jac = jax.jit(jax.jacfwd(summary))
+    jax.block_until_ready(summary(gdyn))
+    t0 = time.perf_counter()
+    jax.block_until_ready(jac(gdyn))
+    grad_compile = time.perf_counter() - t0
+    t_one = best_time(lambda: jax.block_until_ready(summary(gdyn)))
+    t_grad = best_time(lambda: jax.block_until_ready(jac(gdyn)), repeat=3)
+    print_table(f"Jacobian of (qx, qy, dqx, dqy) w.r.t. {len(gdyn)} quadrupole/sextupole parameters",
+                ["twiss [ms]", "jacobian [ms]", "ratio", "compile [s]"],
+                [[t_one * 1e3, t_grad * 1e3, t_grad / t_one, grad_compile]])
+    write_json(args.json, {
+        "lattice": args.lattice, "n_elements": len(lat), "machine": machine(),
+        "jacc_twiss_s": t_jacc, "xtrack_twiss4d_s": t_xt, "madx_twiss_s": t_mad,
+        "ratio_vs_xtrack": t_xt / t_jacc, "ratio_vs_madx": t_mad / t_jacc, "compile_time_s": compile_s,
+        "tunes": {"jacc": [float(tw.qx), float(tw.qy)], "xtrack": [float(tx.qx), float(tx.qy)], "madx": q_mad},
+        "grad_n_params": len(gdyn), "grad_time_s": t_grad, "grad_over_twiss": t_grad / t_one,
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
