@@ -9,7 +9,6 @@ first-order model) and with ``DipoleEdge.matrix``, using MAD-X's own beta0 and g
 
 from __future__ import annotations
 
-import itertools
 
 import jax
 import jax.numpy as jnp
@@ -24,43 +23,24 @@ from jacc.physics.edge import linear_edge_matrix
 
 cpymad = pytest.importorskip("cpymad.madx")
 
+from madx_ref import BEAMS, madx_first_order, madx_session  # noqa: E402
+
 # MAD-X prints its matrices from float64 maps of the same formulas; 1e-10 leaves room for
 # its rounding in long expressions (observed: < 3e-14, the largest entry being R56 ~ 80).
 TOL_MADX = 1e-10
-
-# Total energies [GeV] of 150 MeV electrons and 2.5 MeV protons, with MAD-X's masses.
-BEAMS = {
-    "electron": "beam, particle=electron, energy=0.15051099895;",
-    "proton": "beam, particle=proton, energy=0.94077208816;",
-}
-_COUNTER = itertools.count()
 
 
 @pytest.fixture(scope="module", params=sorted(BEAMS))
 def madx(request):
     """A MAD-X instance with the beam of one species, and the matching Reference."""
-    mad = cpymad.Madx(stdout=False)
-    mad.input(BEAMS[request.param])
-    mad.input("d0: drift, l=1; s0: sequence, l=1; d0, at=0.5; endsequence; use, sequence=s0;")
-    beam = mad.sequence.s0.beam
-    ref = Reference(beam.beta, beam.gamma, beam.pc * 1e9, beam.mass * 1e9, beam.charge)
+    mad, ref = madx_session(request.param)
     yield mad, ref
     mad.quit()
 
 
 def madx_rmatrix(mad, definition: str, length: float):
     """MAD-X's R matrix at the exit of one element alone in a sequence."""
-    i = next(_COUNTER)
-    seq_length = length if length > 0 else 1.0  # a thin element is followed by a drift
-    mad.input(
-        f"el{i}: {definition};\n"
-        f"seq{i}: sequence, l={seq_length!r}, refer=entry; el{i}, at=0; endsequence;\n"
-        f"use, sequence=seq{i};\n"
-        "twiss, betx=1, bety=1, rmatrix;"
-    )
-    tw = mad.table.twiss
-    row = list(tw.name).index(f"el{i}:1")
-    return np.array([[tw[f"re{a}{b}"][row] for b in range(1, 7)] for a in range(1, 7)])
+    return madx_first_order(mad, definition, length)[0]
 
 
 def jparams(p):

@@ -7,7 +7,6 @@ gamma0 (its CODATA 2018 masses) for 150 MeV electrons and 2.5 MeV protons.
 
 from __future__ import annotations
 
-import itertools
 
 import jax
 import jax.numpy as jnp
@@ -26,45 +25,19 @@ from jacc.physics.solenoid import Solenoid
 
 cpymad = pytest.importorskip("cpymad.madx")
 
+from madx_ref import BEAMS, madx_first_order, madx_session  # noqa: E402
+
 # MAD-X prints its matrices from float64 maps of the same formulas; 1e-10 leaves room for its
 # own rounding in long expressions (observed: < 1e-15).
 TOL_MADX = 1e-10
-
-# Total energies [GeV] of 150 MeV electrons and 2.5 MeV protons, with MAD-X's masses.
-BEAMS = {
-    "electron": "beam, particle=electron, energy=0.15051099895;",
-    "proton": "beam, particle=proton, energy=0.94077208816;",
-}
-_COUNTER = itertools.count()
 
 
 @pytest.fixture(scope="module", params=sorted(BEAMS))
 def madx(request):
     """A MAD-X instance with the beam of one species, and the matching Reference."""
-    mad = cpymad.Madx(stdout=False)
-    mad.input(BEAMS[request.param])
-    mad.input("d0: drift, l=1; s0: sequence, l=1; d0, at=0.5; endsequence; use, sequence=s0;")
-    beam = mad.sequence.s0.beam
-    ref = Reference(beam.beta, beam.gamma, beam.pc * 1e9, beam.mass * 1e9, beam.charge)
+    mad, ref = madx_session(request.param)
     yield mad, ref
     mad.quit()
-
-
-def madx_first_order(mad, definition: str, length: float):
-    """MAD-X's R matrix and closed orbit at the exit of one element (alone in a sequence)."""
-    i = next(_COUNTER)
-    seq_length = length if length > 0 else 1.0  # a thin element is followed by a drift
-    mad.input(
-        f"el{i}: {definition};\n"
-        f"seq{i}: sequence, l={seq_length!r}, refer=entry; el{i}, at=0; endsequence;\n"
-        f"use, sequence=seq{i};\n"
-        "twiss, betx=1, bety=1, rmatrix;"
-    )
-    tw = mad.table.twiss
-    row = list(tw.name).index(f"el{i}:1")
-    r = np.array([[tw[f"re{a}{b}"][row] for b in range(1, 7)] for a in range(1, 7)])
-    orbit = np.array([tw[k][row] for k in ("x", "px", "y", "py", "t", "pt")])
-    return r, orbit
 
 
 # (id, MAD-X definition, length, physics, parameters)
