@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jacc.engine.kernels import make_single
-from jacc.engine.tracker import table_from_dynamic
+from jacc.engine.tracker import setter_value, table_from_dynamic
 
 from .orm import OrbitResponse
 
@@ -180,13 +180,7 @@ class LinearResponse:
         """Parameter rows of the variable steps with the dynamic values written in."""
         rows = jnp.asarray(self._var_rows)
         for st, idx in self._var_setters:
-            if st.key is not None:
-                v = dynamic[st.key]
-            else:
-                vals = dict(st.consts)
-                vals.update({k: dynamic[k] for k in st.expr.names if k in dynamic})
-                v = st.expr.evaluate(vals, jnp)
-            v = jnp.broadcast_to(jnp.reshape(jnp.asarray(v, dtype=rows.dtype), (-1,)), (len(idx), st.size))
+            v = setter_value(st, dynamic, len(idx), rows.dtype)
             rows = rows.at[idx, st.col:st.col + st.size].set(v)
         return rows
 

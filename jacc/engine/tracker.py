@@ -27,15 +27,20 @@ def table_from_dynamic(spec: LineSpec, dynamic: dict):
         raise KeyError(f"dynamic parameters missing: {missing}; expected {sorted(spec.dynamic_init)}")
     table = jnp.asarray(spec.table)
     for s in spec.setters:
-        if s.key is not None:
-            v = dynamic[s.key]
-        else:
-            vals = dict(s.consts)
-            vals.update({k: dynamic[k] for k in s.expr.names if k in dynamic})
-            v = s.expr.evaluate(vals, jnp)
-        v = jnp.broadcast_to(jnp.reshape(jnp.asarray(v, dtype=table.dtype), (-1,)), (len(s.rows), s.size))
+        v = setter_value(s, dynamic, len(s.rows), table.dtype)
         table = table.at[np.asarray(s.rows), s.col:s.col + s.size].set(v)
     return table
+
+
+def setter_value(setter, dynamic: dict, n_rows: int, dtype):
+    """The ``(n_rows, setter.size)`` block a `Setter` writes: a dynamic value or its knob expression."""
+    if setter.key is not None:
+        v = dynamic[setter.key]
+    else:
+        vals = dict(setter.consts)
+        vals.update({k: dynamic[k] for k in setter.expr.names if k in dynamic})
+        v = setter.expr.evaluate(vals, jnp)
+    return jnp.broadcast_to(jnp.reshape(jnp.asarray(v, dtype=dtype), (-1,)), (n_rows, setter.size))
 
 
 class MonitorData(eqx.Module):
