@@ -79,7 +79,7 @@ def make_closed_orbit(one_turn: Callable, free: tuple[int, ...], opts: ClosedOrb
     held = np.asarray([i for i in range(6) if i not in set(free.tolist())], dtype=np.int32)
 
     def assemble(vfix, u):
-        return vfix.at[free].set(u)
+        return vfix.at[free].set(u, unique_indices=True)
 
     def residual(u, table, vfix):
         return one_turn(table, assemble(vfix, u))[free] - u
@@ -124,11 +124,13 @@ def make_closed_orbit(one_turn: Callable, free: tuple[int, ...], opts: ClosedOrb
         out = solve_free(table, vfix)
         u = out[0]
         # the start guess does not move the fixed point: only the held coordinates count
-        dvfix = dvfix.at[free].set(0.0)
+        dvfix = dvfix.at[free].set(0.0, unique_indices=True)
         jac = jax.jacfwd(residual)(u, table, vfix)
         _, rhs = jax.jvp(lambda tb, vf: residual(u, tb, vf), (table, vfix), (dtable, dvfix))
         du = -jnp.linalg.solve(jac, rhs)
-        du = jnp.where(jnp.isfinite(du), du, 0.0)
+        # masked by the primal status only: a mask that looks at the tangent would not be
+        # linear in it, and reverse mode must transpose this rule
+        du = jnp.where(out[1] > 0.5, du, 0.0)
         zero = jnp.zeros(())
         return out, (du, zero, zero, zero)
 
@@ -217,9 +219,9 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
         if len(held):
             b = b - mn[free][:, held] @ dz0_held
         du = jnp.linalg.solve(mn[free][:, free] - eye, b)
-        dz0 = jnp.zeros(6, dtype=e.dtype).at[free].set(du)
+        dz0 = jnp.zeros(6, dtype=e.dtype).at[free].set(du, unique_indices=True)
         if len(held):
-            dz0 = dz0.at[held].set(dz0_held)
+            dz0 = dz0.at[held].set(dz0_held, unique_indices=True)
         after = jnp.einsum("nij,j->ni", m, dz0) + c
         return jnp.concatenate([dz0[None], after[:-1]])
 
@@ -268,7 +270,9 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
             dz = linear_solve(e, rhs, dz0_held)
             (_, _), (df, de) = jax.jvp(steps_fe, (table, z), (dtable, dz))
         ok = out[3] > 0.5
-        dz, df, de = (jnp.where(ok & jnp.isfinite(t), t, 0.0) for t in (dz, df, de))
+        # masked by the primal status only (linear in the tangents, so reverse mode can
+        # transpose the rule)
+        dz, df, de = (jnp.where(ok, t, 0.0) for t in (dz, df, de))
         zero = jnp.zeros(())
         return out, (dz, df, de, zero, zero, zero)
 
