@@ -27,6 +27,7 @@ from .lattice_functions import c_minus, dispersion_from_w, mode_functions, monta
 from .normal_form import normal_form_4d, normal_form_6d
 from .one_turn import rf_off
 from .parallel import cumulative_products, make_steps
+from .slicing import slice_bodies
 from .result import TwissStatus, TwissTable
 
 INIT_FIELDS = ("betx", "alfx", "bety", "alfy", "dx", "dpx", "dy", "dpy", "x", "px", "y", "py",
@@ -111,13 +112,29 @@ def make_twiss_core(spec: LineSpec, *, periodic: bool, method: str = "4d",
     """``core(table, delta0, init_vec) -> (TwissTable, TwissStatus)``, pure and jittable.
 
     Args:
-        spec: the compiled line.
+        spec: the compiled line; ``table`` is its parameter table.
         periodic: a ring (periodic solution) or a line from ``init_vec`` (`TwissInit.vector`).
         method: ``"4d"`` (RF off, ``pt`` from ``delta0``) or ``"6d"`` (RF on, rings only).
         chrom: compute chromaticity, Montague functions and second-order dispersion (a
             second-order pass, about twice the cost of the first-order one).
         name: the line's name (first row is ``name$start``).
+
+    Sliced element bodies become steps of their own (`slicing`); the rows of the table
+    are unchanged.
     """
+    sliced, row_map = slice_bodies(spec)
+    inner = _make_core(sliced, periodic=periodic, method=method, opts=opts, chrom=chrom, name=name)
+    if sliced is spec:
+        return inner
+
+    def core(table, delta0, init_vec):
+        return inner(jnp.asarray(table)[row_map], delta0, init_vec)
+
+    return core
+
+
+def _make_core(spec: LineSpec, *, periodic: bool, method: str, opts: ClosedOrbitOptions,
+               chrom: bool, name: str):
     if method == "6d":
         if not periodic:
             raise NotImplementedError("twiss: method='6d' is for rings; a line uses method='4d'")
@@ -240,7 +257,7 @@ def _make_core_6d(spec: LineSpec, *, opts: ClosedOrbitOptions, name: str):
     """
     steps_fe, steps_f = make_steps(spec), make_steps(spec, with_jacobian=False)
     solve = make_periodic_orbit(steps_fe, steps_f, spec.n_steps, tuple(range(6)), opts)
-    core4 = make_twiss_core(spec, periodic=True, method="4d", opts=opts, chrom=True, name=name)
+    core4 = _make_core(spec, periodic=True, method="4d", opts=opts, chrom=True, name=name)
     beta0 = spec.ref.beta0
     rows_idx = np.concatenate([[0], np.asarray(spec.placement_step, dtype=np.int64)])
 

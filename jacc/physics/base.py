@@ -150,6 +150,11 @@ class Method(eqx.Module):
             raise NotImplementedError(f"{type(self).__name__} has no inverse")
         return self.body(_Reversed(phys), p, x, ref)
 
+    def one_slice(self) -> "tuple[Method, int] | None":
+        """``(m, n)`` when this body is ``n`` identical slices, each ``m`` applied to ``1/n``
+        of the element (`jacc.optics` evaluates the slices side by side); else None."""
+        return None
+
     def __call__(self, phys: ElementPhysics, p: Params, x, ref: Reference):
         x = phys.entry(p, x, ref)
         x = self.body(phys, p, x, ref)
@@ -187,6 +192,9 @@ class DriftKick(Method):
             raise ValueError(f"DriftKick: order must be 2 or 4, got {self.order!r}")
         if int(self.slices) != self.slices or self.slices < 1:
             raise ValueError(f"DriftKick: slices must be a positive integer, got {self.slices!r}")
+
+    def one_slice(self):
+        return (DriftKick(order=self.order, slices=1), self.slices) if self.slices > 1 else None
 
     def body(self, phys, p, x, ref):
         if self.order == 2:

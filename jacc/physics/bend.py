@@ -376,6 +376,11 @@ class Yoshida6(Method):
     def slices(self) -> int:
         return -(-self.kicks // 7)
 
+    def one_slice(self):
+        if self.kicks is None or self.slices == 1:
+            return None
+        return Yoshida6(kicks=7), self.slices
+
     def body(self, phys, p, x, ref):
         if self.kicks is None:
             try:
