@@ -20,8 +20,8 @@ from jacc.lattice import Lattice
 
 from .compiler import LineSpec, compile_lattice
 from .presets import Preset, Xsuite
-from .tracker import (TrackResult, make_line_states, make_reversible_turns, make_turn_tracker,
-                      table_from_dynamic)
+from .tracker import (TrackResult, differentiable_kernels, make_line_states, make_reversible_turns,
+                      make_turn_tracker, table_from_dynamic)
 
 
 class StaticParams(eqx.Module):
@@ -88,7 +88,7 @@ class TrackingEngine:
             if record is not None or any(k.aperture is not None for k in spec.kernels):
                 raise ValueError("reverse='reversible' tracks without apertures or monitors: "
                                  "pass record=None and a lattice without apertures")
-            rrun = make_reversible_turns(spec)
+            rrun = make_reversible_turns(spec, param_grads=differentiable_kernels(spec))
 
             def fr(dynamic, x0, n_turns: int = 1, alive=None):
                 x = rrun(table_from_dynamic(spec, dynamic), _as_batch(x0), int(n_turns))
@@ -100,7 +100,8 @@ class TrackingEngine:
         if reverse != "checkpoint":
             raise ValueError(f"reverse must be 'checkpoint' or 'reversible', got {reverse!r}")
         at = None if monitors is None else self._placements(monitors)
-        run = make_turn_tracker(spec, record=record, monitor_at=at, checkpoint=checkpoint)
+        run = make_turn_tracker(spec, record=record, monitor_at=at, checkpoint=checkpoint,
+                                param_grads=differentiable_kernels(spec))
 
         def f(dynamic, x0, n_turns: int = 1, alive=None):
             x0 = _as_batch(x0)

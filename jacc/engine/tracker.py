@@ -77,6 +77,59 @@ class TrackResult(eqx.Module):
     monitors: MonitorData | None = None
 
 
+def switch_recomputing(branches, with_flag: bool, param_grads=None):
+    """``apply(k, prow, X)``: ``lax.switch(k, branches, prow, X)`` whose derivatives keep
+    only the step's inputs and recompute the chosen branch.
+
+    Reverse mode through a plain ``lax.switch`` stores the union of every branch's
+    intermediates (zero-filled for the branches not taken) at every step. Here the
+    derivative is a custom JVP: one switch over the branches' own JVPs, each under
+    ``jax.checkpoint``, so that linearising it saves ``(prow, X)`` alone (the same for every
+    branch) and the transposed step recomputes and pulls back the element actually there.
+    Forward mode (``jax.jacfwd``) works as usual.
+
+    ``with_flag``: each branch returns ``(X, flag)`` with a boolean ``flag`` (no tangent).
+    ``param_grads``: per branch, whether its parameter row can carry a tangent (None:
+    all). A branch without one differentiates the coordinates alone (its parameters are
+    constants), which spares a sum over the particles per parameter and per sub-step.
+    """
+    if len(branches) == 1 and param_grads is None:
+        return lambda k, prow, X: branches[0](prow, X)
+
+    def coords(b):
+        return (lambda prow, X: b(prow, X)[0]) if with_flag else b
+
+    def tangent(b, wants_params):
+        @jax.checkpoint
+        def t(prow, X, dprow, dX):
+            if wants_params:
+                return jax.jvp(coords(b), (prow, X), (dprow, dX))[1]
+            return jax.jvp(lambda X_: coords(b)(prow, X_), (X,), (dX,))[1]
+        return t
+
+    wants = [True] * len(branches) if param_grads is None else [bool(w) for w in param_grads]
+    tangents = [tangent(b, w) for b, w in zip(branches, wants)]
+
+    def switch(k, fns, *args):
+        return fns[0](*args) if len(fns) == 1 else lax.switch(k, fns, *args)
+
+    @jax.custom_jvp
+    def apply(k, prow, X):
+        return switch(k, branches, prow, X)
+
+    @apply.defjvp
+    def apply_jvp(primals, tangents_in):
+        k, prow, X = primals
+        _, dprow, dX = tangents_in
+        out = apply(k, prow, X)
+        dcoords = switch(k, tangents, prow, X, dprow, dX)
+        if with_flag:
+            return out, (dcoords, np.zeros(np.shape(out[1]), dtype=jax.dtypes.float0))
+        return out, dcoords
+
+    return apply
+
+
 def _monitor_steps(spec: LineSpec, at: np.ndarray):
     """Observation slots: each monitor sees the state after `placement_step[i]` steps."""
     after = spec.placement_step[at]  # steps done at the monitor's exit
@@ -87,12 +140,22 @@ def _monitor_steps(spec: LineSpec, at: np.ndarray):
     return uniq, slot_of_step, gather
 
 
+def differentiable_kernels(spec: LineSpec) -> list[bool]:
+    """Per kernel, whether a dynamic parameter (a setter) writes into one of its rows."""
+    kidx = np.asarray(spec.kernel_index)
+    hit = {int(kidx[r]) for s in spec.setters for r in s.rows}
+    return [k in hit for k in range(len(spec.kernels))]
+
+
 def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
-                      monitor_at: np.ndarray | None = None, checkpoint: bool = True):
+                      monitor_at: np.ndarray | None = None, checkpoint: bool = True,
+                      param_grads=None):
     """Build ``run(table, x0 (n, 6), alive0 (n,), n_turns) -> TrackResult`` for ``spec``.
 
     ``record``: None, ``"centroid"`` or ``"coordinates"`` at the placements ``monitor_at``
-    (default: the lattice's monitors).
+    (default: the lattice's monitors). ``param_grads``: per kernel, whether reverse mode
+    needs the cotangent of its parameters (`differentiable_kernels` when the table comes
+    from `table_from_dynamic`; None: every kernel, for tables differentiated directly).
     """
     batches = [make_batch(k, spec.ref) for k in spec.kernels]
     has_aperture = any(k.aperture is not None for k in spec.kernels)
@@ -103,7 +166,7 @@ def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
     kidx = jnp.asarray(spec.kernel_index)
     slots_after = jnp.asarray(slot_of_step[1:])  # slot for the state after step j
     step_pl = jnp.asarray(spec.step_placement, dtype=jnp.int32)
-    single_kernel = len(batches) == 1
+    apply = switch_recomputing(batches, with_flag=True, param_grads=param_grads)
 
     def observe(X, alive):
         if record == "centroid":
@@ -115,10 +178,7 @@ def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
     def element_step(carry, inp):
         X, alive, lost_el, buf = carry
         k, prow, slot, pl = inp
-        if single_kernel:
-            Xn, inside = batches[0](prow, X)
-        else:
-            Xn, inside = lax.switch(k, batches, prow, X)
+        Xn, inside = apply(k, prow, X)
         if has_aperture:
             newly = alive & ~inside
             lost_el = jnp.where(newly, pl, lost_el)
@@ -129,9 +189,8 @@ def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
                            lambda b: b.at[slot].set(observe(Xn, alive)), lambda b: b, buf)
         return (Xn, alive, lost_el, buf), None
 
-    # Reverse mode through lax.switch keeps the residuals of every branch at every step;
-    # recomputing each step instead keeps one state per element (and halves the time).
-    step_fn = jax.checkpoint(element_step) if checkpoint else element_step
+    # reverse mode keeps one state per element within a turn (`switch_recomputing`)
+    step_fn = element_step
 
     def one_turn(table, carry, turn):
         X, alive, lost_el, lost_turn = carry
@@ -201,7 +260,7 @@ def make_line_states(spec: LineSpec):
     return f
 
 
-def make_reversible_turns(spec: LineSpec):
+def make_reversible_turns(spec: LineSpec, param_grads=None):
     """``run(table, x0 (n, 6), n_turns) -> x (n, 6)`` whose reverse mode re-tracks backwards.
 
     The maps are symplectic and each element's inverse is known (`Method.inverse`), so the
@@ -218,16 +277,17 @@ def make_reversible_turns(spec: LineSpec):
     inv = [as_batch(make_single_inverse(k, spec.ref)) for k in spec.kernels]
     kidx = jnp.asarray(spec.kernel_index)
 
-    def sweep(branches, table, X, reverse):
+    def sweep(apply, table, X, reverse):
         def step(X, inp):
             k, prow = inp
-            out = branches[0](prow, X) if len(branches) == 1 else lax.switch(k, branches, prow, X)
-            return out, None
+            return apply(k, prow, X), None
 
-        return lax.scan(jax.checkpoint(step), X, (kidx, table), reverse=reverse)[0]
+        return lax.scan(step, X, (kidx, table), reverse=reverse)[0]
 
-    turn = jax.checkpoint(lambda table, X: sweep(fwd, table, X, False))
-    unturn = lambda table, X: sweep(inv, table, X, True)
+    apply_fwd = switch_recomputing(fwd, with_flag=False, param_grads=param_grads)
+    apply_inv = switch_recomputing(inv, with_flag=False)
+    turn = jax.checkpoint(lambda table, X: sweep(apply_fwd, table, X, False))
+    unturn = lambda table, X: sweep(apply_inv, table, X, True)
 
     @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
     def turns(table, X, n_turns):
