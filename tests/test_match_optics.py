@@ -118,11 +118,20 @@ def test_iota_tunes_equal_and_more_knobs_than_targets_vs_xtrack(iota, _):
     lat, rp = iota
     line = _xtrack_line(os.path.join(DATA, "t1_iota_8_4_with_correctors.madx"), "iota", rp)
     k0 = {k: float(line.vars[k]._value) for k in ("kq05", "kq06", "kq08", "kq09")}
-    res = jacc.match(lat, rp, knobs=["kq05", "kq06"], targets={"qx": 5.28, "qy": 5.32}, progress=False)
+    m = Matcher(lat, rp, ["kq05", "kq06"], {"qx": 5.28, "qy": 5.32}, options=MatchOptions(progress=False))
+    res = m.solve()
     xk, _tw = _xtrack_match(line, ["kq05", "kq06"], qx=5.28, qy=5.32)
     assert res.converged and res.max_residual <= 1e-10
-    for k in xk:  # tunes of the two codes agree to ~3e-11 on IOTA
-        assert abs(res.knobs[k] - xk[k]) < 1e-8
+    # the same problem started at xtrack's solution: our tunes there are xtrack's targets up to
+    # the codes' tune difference on IOTA (measured 3.4e-9 in qx, 2.0e-9 in qy at the design
+    # knobs, the optics tests allow 1e-8), and it converges back to the same unique solution
+    again = m.solve(x0=[xk["kq05"], xk["kq06"]])
+    assert np.max(np.abs(again.achieved_initial - [5.28, 5.32])) < 1e-8
+    for k in xk:
+        assert abs(again.knobs[k] - res.knobs[k]) < 1e-10
+        # dk/dQ ~ 10 for these knobs: the ~3e-9 tune offset moves the solution by ~3e-8
+        # (|k| = 11); relative to the knob, the codes' solutions agree to < 1e-8
+        assert abs(res.knobs[k] - xk[k]) < 1e-8 * abs(xk[k]), (k, res.knobs[k] - xk[k])
     for k, v in k0.items():
         line.vars[k] = v
     knobs = ["kq05", "kq06", "kq08", "kq09"]
