@@ -19,10 +19,12 @@ import calibrate_common
 from jacc.calibrate import ErrorSpec, LocoPriors, SamplerOptions, coverage, plots
 
 SPEC = ErrorSpec(quad_rel=0.01, orm_noise=0.05, dispersion_noise=0.01)
-OPTS = SamplerOptions(num_warmup=150, num_samples=250, num_chains=4, seed=0, progress=False,
+# started at the MAP with the Laplace covariance as the mass matrix: the warmup only tunes the
+# step size, and 4 x 200 draws are enough for R-hat and ESS on a near-Gaussian posterior
+OPTS = SamplerOptions(num_warmup=100, num_samples=200, num_chains=4, seed=0, progress=False,
                       adapt_mass_matrix=False)
 slow = [pytest.mark.slow, pytest.mark.skipif(os.environ.get("JACC_SLOW") != "1",
-                                             reason="10-seed coverage study; run with JACC_SLOW=1")]
+                                             reason="10-seed coverage study and fixed-length HMC; run with JACC_SLOW=1")]
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +59,9 @@ def test_posterior_converges_and_covers(posteriors, setup, which):
     bayes, m, lap = setup
     post = posteriors[which]
     s = post.summary(sites=["quad_errors"])
-    assert post.samples["quad_errors"].shape == (4, 250, 39)
+    assert post.samples["quad_errors"].shape == (4, 200, 39)
     assert s.rhat_max < 1.01, s.rhat_max
-    assert s.ess_min > 200  # well-preconditioned NUTS on a near-Gaussian posterior
+    assert s.ess_min > 160  # well-preconditioned NUTS on a near-Gaussian posterior: ESS ~ draws
     assert post.info["divergences"] == 0
     # near-Gaussian posterior: NUTS means agree with the Laplace approximation within a few
     # Monte Carlo standard errors, and so do the widths (the std of a std is ~std/sqrt(2 ESS))
@@ -79,15 +81,22 @@ def test_samplers_agree(posteriors):
     assert posteriors["numpyro"].ess_per_s(["quad_errors"]) > 0
 
 
-def test_blackjax_hmc_and_corner_plot(setup, tmp_path):
+def test_corner_plot(posteriors, setup, tmp_path):
+    bayes, m, _ = setup
+    names, draws = posteriors["blackjax"].flat(["quad_errors"])
+    fig = plots.corner(draws, names, truths=bayes.truth(m)["quad_errors"], max_params=4, scale=1e3, unit="1e-3")
+    fig.savefig(tmp_path / "corner.png")
+    assert (tmp_path / "corner.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("_", [pytest.param(0, marks=slow)])
+def test_blackjax_hmc(setup, _):
+    # fixed-length HMC through the same API (its closed-form check runs in the default suite
+    # in test_calibrate_inference.py); here on the 39-dimensional LOCO posterior
     bayes, m, lap = setup
     post = bayes.sample_blackjax(m, OPTS, init=lap, algorithm=blackjax.hmc, num_integration_steps=5)
     assert post.sampler == "blackjax hmc"
     assert post.rhat_max(["quad_errors"]) < 1.02  # fixed-length HMC: a little slower to mix
-    names, draws = post.flat(["quad_errors"])
-    fig = plots.corner(draws, names, truths=bayes.truth(m)["quad_errors"], max_params=4, scale=1e3, unit="1e-3")
-    fig.savefig(tmp_path / "corner.png")
-    assert (tmp_path / "corner.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("_", [pytest.param(0, marks=slow)])
