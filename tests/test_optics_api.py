@@ -64,7 +64,8 @@ def derivatives(flagged):
     """One reverse-mode program for two outputs (the loss and dqx), compiled once."""
     engine, spec, dyn = flagged
     g = engine.make_twiss_func(spec)
-    return jax.jit(lambda d: loss_and_dqx(g(d))), jax.jit(jax.jacrev(lambda d: loss_and_dqx(g(d))))
+    outputs = lambda d: loss_and_dqx(g(d))  # noqa: E731
+    return jax.jit(outputs), jax.jit(jax.jacrev(outputs))
 
 
 def central_difference(f, dyn, k, h):

@@ -189,9 +189,6 @@ def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
                            lambda b: b.at[slot].set(observe(Xn, alive)), lambda b: b, buf)
         return (Xn, alive, lost_el, buf), None
 
-    # reverse mode keeps one state per element within a turn (`switch_recomputing`)
-    step_fn = element_step
-
     def one_turn(table, carry, turn):
         X, alive, lost_el, lost_turn = carry
         n = X[0].shape[0]
@@ -204,7 +201,7 @@ def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
         if record is not None and slot_of_step[0] < n_slots:
             buf = buf.at[slot_of_step[0]].set(observe(X, alive))
         (Xn, alive_n, lost_el, buf), _ = lax.scan(
-            step_fn, (X, alive, lost_el, buf),
+            element_step, (X, alive, lost_el, buf),
             (kidx, table, slots_after, step_pl))
         finite = jnp.all(jnp.stack([jnp.isfinite(c) for c in Xn]), axis=0)
         bad = alive_n & ~finite

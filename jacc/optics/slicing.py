@@ -18,23 +18,7 @@ import equinox as eqx
 import numpy as np
 
 from jacc.engine.compiler import KernelSpec, LineSpec
-from jacc.physics.base import Method
-
-
-class _Scaled:
-    """The pieces of ``phys`` over ``1/n`` of the fractions asked for."""
-
-    def __init__(self, phys, n: int):
-        self._phys, self._n = phys, n
-
-    def drift(self, p, x, frac, ref):
-        return self._phys.drift(p, x, frac / self._n, ref)
-
-    def kick(self, p, x, frac, ref):
-        return self._phys.kick(p, x, frac / self._n, ref)
-
-    def __getattr__(self, name):
-        return getattr(self._phys, name)
+from jacc.physics.base import DividedPieces, Method
 
 
 class BodySlice(Method):
@@ -47,7 +31,7 @@ class BodySlice(Method):
     last: bool = eqx.field(static=True, default=False)
 
     def body(self, phys, p, x, ref):
-        return self.inner.body(_Scaled(phys, self.n), p, x, ref)
+        return self.inner.body(DividedPieces(phys, self.n), p, x, ref)
 
     def __call__(self, phys, p, x, ref):
         if self.first:

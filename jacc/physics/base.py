@@ -101,17 +101,19 @@ class ElementPhysics(eqx.Module):
         return jnp.zeros(6)
 
 
-class _Reversed:
-    """An element's pieces run backwards: each flow over ``-frac`` is the inverse flow."""
+class DividedPieces:
+    """An element's pieces over ``frac / divisor`` of what is asked: ``divisor = -1`` runs
+    them backwards (each flow over ``-frac`` is the inverse flow), ``divisor = n`` gives one
+    of ``n`` equal slices of the body."""
 
-    def __init__(self, phys: ElementPhysics):
-        self._phys = phys
+    def __init__(self, phys: ElementPhysics, divisor: float):
+        self._phys, self._divisor = phys, divisor
 
     def drift(self, p, x, frac, ref):
-        return self._phys.drift(p, x, -frac, ref)
+        return self._phys.drift(p, x, frac / self._divisor, ref)
 
     def kick(self, p, x, frac, ref):
-        return self._phys.kick(p, x, -frac, ref)
+        return self._phys.kick(p, x, frac / self._divisor, ref)
 
     def __getattr__(self, name):
         return getattr(self._phys, name)
@@ -148,7 +150,7 @@ class Method(eqx.Module):
         """Inverse of `body`; palindromic methods negate the fractions of their pieces."""
         if not self.palindromic:
             raise NotImplementedError(f"{type(self).__name__} has no inverse")
-        return self.body(_Reversed(phys), p, x, ref)
+        return self.body(DividedPieces(phys, -1.0), p, x, ref)
 
     def one_slice(self) -> "tuple[Method, int] | None":
         """``(m, n)`` when this body is ``n`` identical slices, each ``m`` applied to ``1/n``
