@@ -151,6 +151,7 @@ class PeriodicOrbit(NamedTuple):
         z: (n_steps, 6) orbit at the entrance of each step; ``z[0]`` is the start.
         f: (n_steps, 6) orbit at the exit of each step.
         e: (n_steps, 6, 6) Jacobian of each step at ``z`` (its transfer matrix).
+        m: (n_steps, 6, 6) their products from the start, ``m[j] = e[j] ... e[0]``.
         converged, residual, iterations: as in `ClosedOrbit` (``residual`` is the largest
             mismatch between a step's output and the next step's input, closure included).
     """
@@ -158,6 +159,7 @@ class PeriodicOrbit(NamedTuple):
     z: jax.Array
     f: jax.Array
     e: jax.Array
+    m: jax.Array
     converged: jax.Array
     residual: jax.Array
     iterations: jax.Array
@@ -178,7 +180,7 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
     On momentum without kicks the start guess is within ``tol`` (the bends' integrators
     leave a ~1e-11 m reference-orbit error): one evaluation, no iteration.
 
-    The solution ``(z, f, e)`` is one `jax.custom_jvp` function: tangents come from the
+    The solution ``(z, f, e, m)`` is one `jax.custom_jvp` function: tangents come from the
     implicit function theorem (a linear solve with the converged ``e``, no iteration is
     differentiated) and, for ``e``, from one pass of second derivatives along ``dz``;
     derivatives of any order are exact at convergence.
@@ -191,7 +193,7 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
         passive: coordinates no step's output depends on except their own (4D: ``t``),
             left out of the convergence test (the last linear step makes them exact).
     """
-    from .parallel import cumulative_affine
+    from .parallel import cumulative_affine, cumulative_products
 
     free = np.asarray(free, dtype=np.int32)
     held = np.asarray([i for i in range(6) if i not in set(free.tolist())], dtype=np.int32)
@@ -212,14 +214,19 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
         return err
 
     def linear_solve(e, r, dz0_held):
-        """dz with dz[j+1] = e[j] dz[j] + r[j], dz[0][free] = (e[-1] dz[-1] + r[-1])[free]."""
+        """``(dz, m)``: dz with dz[j+1] = e[j] dz[j] + r[j], dz[0][free] = (e[-1] dz[-1] +
+        r[-1])[free], and the products ``m[j] = e[j] ... e[0]``."""
         m, c = cumulative_affine(e, r)
+        return solve_prefix(m, c, dz0_held), m
+
+    def solve_prefix(m, c, dz0_held):
+        """`linear_solve` from the prefix compositions ``(m, c)`` of the chain."""
         mn, cn = m[-1], c[-1]
         b = -cn[free]
         if len(held):
             b = b - mn[free][:, held] @ dz0_held
         du = jnp.linalg.solve(mn[free][:, free] - eye, b)
-        dz0 = jnp.zeros(6, dtype=e.dtype).at[free].set(du, unique_indices=True)
+        dz0 = jnp.zeros(6, dtype=m.dtype).at[free].set(du, unique_indices=True)
         if len(held):
             dz0 = dz0.at[held].set(dz0_held, unique_indices=True)
         after = jnp.einsum("nij,j->ni", m, dz0) + c
@@ -236,8 +243,9 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
             # step from the previous evaluation (none before the first), then evaluate: one
             # instance of the element maps in the program (compile time)
             z, f, e, _, it = state
-            dz = linear_solve(e, residuals(z, f), vfix[held] - z[0][held])
-            z = jnp.where(it > 0, z + dz, z)
+            z = lax.cond(it > 0,
+                         lambda: z + linear_solve(e, residuals(z, f), vfix[held] - z[0][held])[0],
+                         lambda: z)
             f, e = steps_fe(table, z)
             return z, f, e, error(z, f, vfix), it + 1
 
@@ -245,14 +253,16 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
         state = (z0, *empty, jnp.asarray(jnp.inf), jnp.asarray(0))
         z, f, e, err, it = lax.while_loop(cond, body, state)
         # the last Newton step on the linearised chain: no evaluation needed
-        dz = linear_solve(e, residuals(z, f), vfix[held] - z[0][held])
+        dz, m = linear_solve(e, residuals(z, f), vfix[held] - z[0][held])
         z, f = z + dz, f + jnp.einsum("nij,nj->ni", e, dz)
         ok = jnp.isfinite(err) & jnp.all(jnp.isfinite(z)) & jnp.all(jnp.isfinite(e))
         converged = ok & (err <= opts.tol)
         z, f = (jnp.where(ok, a, b) for a, b in ((z, z0), (f, z0)))
-        e = jnp.where(ok & jnp.isfinite(e), e, 0.0)
+        fine = ok & jnp.isfinite(e)
+        e = jnp.where(fine, e, 0.0)
+        m = jnp.where(ok & jnp.all(fine) & jnp.isfinite(m), m, 0.0)
         err = jnp.where(ok, err, jnp.inf)
-        return z, f, e, converged.astype(float), err, (it - 1).astype(float)
+        return z, f, e, m, converged.astype(float), err, (it - 1).astype(float)
 
     solution = jax.custom_jvp(newton)
 
@@ -260,31 +270,32 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
         table, vfix = primals
         dtable, dvfix = tangents
         out = solution(table, vfix)
-        z, f, e = out[:3]
+        z, f, e, m = out[:4]
         dz0_held = jnp.zeros(len(held)) if isinstance(dvfix, SymbolicZero) else dvfix[held]
         if isinstance(dtable, SymbolicZero):  # e.g. d/d delta: the elements do not move
-            dz = linear_solve(e, jnp.zeros_like(z), dz0_held)
+            dz = solve_prefix(m, jnp.zeros_like(z), dz0_held)
             _, (df, de) = jax.jvp(lambda z_: steps_fe(table, z_), (z,), (dz,))
         else:
             _, rhs = jax.jvp(lambda tb: steps_f(tb, z), (table,), (dtable,))
-            dz = linear_solve(e, rhs, dz0_held)
+            dz = linear_solve(e, rhs, dz0_held)[0]
             (_, _), (df, de) = jax.jvp(steps_fe, (table, z), (dtable, dz))
-        ok = out[3] > 0.5
+        _, dm = jax.jvp(cumulative_products, (e,), (de,))
+        ok = out[4] > 0.5
         # masked by the primal status only (linear in the tangents, so reverse mode can
         # transpose the rule)
-        dz, df, de = (jnp.where(ok, t, 0.0) for t in (dz, df, de))
+        dz, df, de, dm = (jnp.where(ok, t, 0.0) for t in (dz, df, de, dm))
         zero = jnp.zeros(())
-        return out, (dz, df, de, zero, zero, zero)
+        return out, (dz, df, de, dm, zero, zero, zero)
 
     solution.defjvp(solution_jvp, symbolic_zeros=True)
 
     def solve(table, vfix) -> PeriodicOrbit:
         vfix = jnp.asarray(vfix, dtype=float)
-        z, f, e, conv, err, it = solution(table, vfix)
+        z, f, e, m, conv, err, it = solution(table, vfix)
         conv, err, it = lax.stop_gradient((conv, err, it))
-        return PeriodicOrbit(z, f, e, conv > 0.5, err, it.astype(jnp.int32))
+        return PeriodicOrbit(z, f, e, m, conv > 0.5, err, it.astype(jnp.int32))
 
-    solve.linear_solve = linear_solve
+    solve.solve_prefix = solve_prefix
     return solve
 
 

@@ -119,16 +119,16 @@ def make_twiss_core(spec: LineSpec, *, periodic: bool, method: str = "4d",
             second-order pass, about twice the cost of the first-order one).
         name: the line's name (first row is ``name$start``).
 
-    Sliced element bodies become steps of their own (`slicing`); the rows of the table
-    are unchanged.
+    The drift-kick steps of integrated bodies become steps of their own (`slicing`); the
+    rows of the table are unchanged.
     """
-    sliced, row_map = slice_bodies(spec)
+    sliced, expand = slice_bodies(spec)
     inner = _make_core(sliced, periodic=periodic, method=method, opts=opts, chrom=chrom, name=name)
     if sliced is spec:
         return inner
 
     def core(table, delta0, init_vec):
-        return inner(jnp.asarray(table)[row_map], delta0, init_vec)
+        return inner(expand(table), delta0, init_vec)
 
     return core
 
@@ -156,17 +156,17 @@ def _make_core(spec: LineSpec, *, periodic: bool, method: str, opts: ClosedOrbit
         z = jnp.zeros_like(pt)
         if periodic:
             po = solve(table, jnp.stack([z, z, z, z, z, pt]))
-            return (po.z, po.f, po.e), (po.converged, po.residual)
+            return (po.z, po.f, po.e, po.m), (po.converged, po.residual)
         v = jnp.stack([iv[8] + iv[4] * eps, iv[9] + iv[5] * eps, iv[10] + iv[6] * eps,
                        iv[11] + iv[7] * eps, z, pt])
         st = line_states(table, v)[1]
         zs = jnp.concatenate([v[None], st[:-1]])
         f, e = steps_fe(table, zs)
-        return (zs, f, e), (jnp.asarray(True), jnp.asarray(0.0))
+        return (zs, f, e, cumulative_products(e)), (jnp.asarray(True), jnp.asarray(0.0))
 
     def first_order(table, delta0, iv, eps):
-        (zs, f, e), status = orbit(table, delta0, iv, eps)
-        return (zs[0], f, cumulative_products(e)), status
+        (zs, f, _, m), status = orbit(table, delta0, iv, eps)
+        return (zs[0], f, m), status
 
     def w_start(m_end4, iv):
         if periodic:
@@ -190,11 +190,10 @@ def _make_core(spec: LineSpec, *, periodic: bool, method: str, opts: ClosedOrbit
                 lambda e: first_order(table, delta0, iv, e), (zero,), (jnp.ones_like(zero),),
                 has_aux=True)
         else:
-            (zs, st, e), (conv, res) = orbit(table, delta0, iv, zero)
-            jac = cumulative_products(e)
+            (zs, st, e, jac), (conv, res) = orbit(table, delta0, iv, zero)
             dpt = _pt_derivatives(delta0, beta0)[0]
             if periodic:  # the implicit derivative of the orbit, with the converged e
-                dzs = solve.linear_solve(e, jnp.zeros_like(zs), jnp.stack([jnp.zeros_like(dpt), dpt]))
+                dzs = solve.solve_prefix(jac, jnp.zeros_like(zs), jnp.stack([jnp.zeros_like(dpt), dpt]))
             else:
                 w0 = jnp.stack([iv[4], iv[5], iv[6], iv[7], jnp.zeros_like(dpt), dpt])
                 dzs = jnp.concatenate([w0[None], jnp.einsum("nij,j->ni", jac[:-1], w0)])
@@ -263,9 +262,9 @@ def _make_core_6d(spec: LineSpec, *, opts: ClosedOrbitOptions, name: str):
 
     def core(table, delta0, init_vec):
         co = solve(table, jnp.zeros(6))
-        v0, st, e = co.z[0], co.f, co.e
+        v0, st = co.z[0], co.f
         orbit_rows = _rows(v0, st, rows_idx)
-        m_rows = _rows(jnp.eye(6), cumulative_products(e), rows_idx)
+        m_rows = _rows(jnp.eye(6), co.m, rows_idx)
         nf = normal_form_6d(m_rows[-1])
         w_rows = m_rows @ nf.w
         fn = mode_functions(w_rows)

@@ -78,6 +78,16 @@ class ElementPhysics(eqx.Module):
         """Flow of the kick part over ``frac`` of the body (thin elements: frac = 1)."""
         return x
 
+    def drift_setup(self, p: Params, frac, ref: Reference):
+        """What `drift` over ``frac`` computes without the coordinates (a bend's frame
+        rotations), for `drift_with`. An integrator that repeats a few fractions many
+        times computes these once, side by side. Default: ``frac`` itself."""
+        return frac
+
+    def drift_with(self, p: Params, x, setup, ref: Reference):
+        """`drift` from the output of `drift_setup`."""
+        return self.drift(p, x, setup, ref)
+
     def matrix(self, p: Params, ref: Reference):
         """Exact 6x6 linear map of the body (entry/exit excluded), or ``NotImplemented``.
         """
@@ -114,6 +124,12 @@ class DividedPieces:
 
     def kick(self, p, x, frac, ref):
         return self._phys.kick(p, x, frac / self._divisor, ref)
+
+    def drift_setup(self, p, frac, ref):
+        return self._phys.drift_setup(p, frac / self._divisor, ref)
+
+    def drift_with(self, p, x, setup, ref):
+        return self._phys.drift_with(p, x, setup, ref)
 
     def __getattr__(self, name):
         return getattr(self._phys, name)

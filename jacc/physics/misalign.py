@@ -81,6 +81,12 @@ class Misaligned(ElementPhysics):
     def kick(self, p, x, frac, ref):
         return self.inner.kick(p, x, frac, ref)
 
+    def drift_setup(self, p, frac, ref):
+        return self.inner.drift_setup(p, frac, ref)
+
+    def drift_with(self, p, x, setup, ref):
+        return self.inner.drift_with(p, x, setup, ref)
+
     def matrix(self, p, ref):
         return self.inner.matrix(p, ref)
 
