@@ -19,8 +19,12 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m jacc_twin.main
 
+# Two pytest workers (the suite is mostly single-threaded XLA compilation); each test file
+# stays on one worker. `make test WORKERS=0` runs in one process.
+WORKERS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"

@@ -106,15 +106,15 @@ def slice_bodies(spec: LineSpec) -> tuple[LineSpec, Callable]:
             mask[i, kernels[k].width - 1] = True
             const[i, kernels[k].width - 1] = n
 
-    def expand(table):
-        t = jnp.asarray(table)
+    def expand(table, xp=jnp):
+        t = xp.asarray(table)
         if new_width > width:
-            t = jnp.pad(t, ((0, 0), (0, new_width - width)))
-        return jnp.where(mask, const, t[row_map])
+            t = xp.pad(t, ((0, 0), (0, new_width - width)))
+        return xp.where(mask, const, t[row_map])
 
     count = np.asarray(count, dtype=np.int64)
     sliced = dataclasses.replace(
         spec, kernels=tuple(kernels), kernel_index=np.asarray(kidx, dtype=spec.kernel_index.dtype),
-        table=np.asarray(expand(spec.table)), step_placement=np.asarray(spec.step_placement)[row_map],
+        table=expand(spec.table, np), step_placement=np.asarray(spec.step_placement)[row_map],
         placement_step=count[np.asarray(spec.placement_step, dtype=np.int64)])
     return sliced, expand
