@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 
 from jacc.physics.base import Reference
 
@@ -25,6 +26,14 @@ def madx_session(species: str):
     mad.input("d0: drift, l=1; s0: sequence, l=1; d0, at=0.5; endsequence; use, sequence=s0;")
     beam = mad.sequence.s0.beam
     return mad, Reference(beam.beta, beam.gamma, beam.pc * 1e9, beam.mass * 1e9, beam.charge)
+
+
+@pytest.fixture(scope="module", params=sorted(BEAMS))
+def madx(request):
+    """Fixture: a MAD-X instance with the beam of one species, and the matching Reference."""
+    mad, ref = madx_session(request.param)
+    yield mad, ref
+    mad.quit()
 
 
 def madx_first_order(mad, definition: str, length: float):

@@ -29,7 +29,7 @@ import pytest
 
 import xtrack as xt
 
-from jacc.physics.base import DriftKick, Reference
+from jacc.physics.base import DriftKick
 from jacc.physics.bend import (
     XSUITE_DEFAULTS,
     XSUITE_FULL_EDGE,
@@ -42,7 +42,7 @@ from jacc.physics.dipedge import XSUITE_DEFAULTS as DIPEDGE_DEFAULTS
 from jacc.physics.dipedge import XSUITE_FULL_EDGE as DIPEDGE_FULL
 from jacc.physics.dipedge import DipoleEdge
 from jacc.physics.edge import FullEdge, LinearEdge, NoEdge
-from xsuite_ref import xsuite_track
+from xsuite_ref import xsuite_reference, xsuite_track
 
 pytestmark = pytest.mark.xsuite
 
@@ -52,15 +52,7 @@ TOL_XSUITE = 1e-12
 SPECIES = ("electron", "proton")
 
 
-def reference(species: str) -> Reference:
-    """150 MeV electrons or 2.5 MeV protons (kinetic), with xtrack's masses."""
-    if species == "proton":
-        mass, charge, ekin = xt.PROTON_MASS_EV, 1.0, 2.5e6
-    else:
-        mass, charge, ekin = xt.ELECTRON_MASS_EV, -1.0, 150e6
-    p0c = float(np.sqrt((mass + ekin) ** 2 - mass**2))
-    ref = xt.Particles(mass0=mass, q0=charge, p0c=p0c)
-    return Reference(float(ref.beta0[0]), float(ref.gamma0[0]), p0c, mass, charge)
+reference = xsuite_reference
 
 
 def particles(n=40, seed=11):

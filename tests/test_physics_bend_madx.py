@@ -23,19 +23,13 @@ from jacc.physics.edge import linear_edge_matrix
 
 cpymad = pytest.importorskip("cpymad.madx")
 
-from madx_ref import BEAMS, madx_first_order, madx_session  # noqa: E402
+from madx_ref import BEAMS, madx, madx_first_order  # noqa: E402,F401 (madx: a fixture)
 
 # MAD-X prints its matrices from float64 maps of the same formulas; 1e-10 leaves room for
 # its rounding in long expressions (observed: < 3e-14, the largest entry being R56 ~ 80).
 TOL_MADX = 1e-10
 
 
-@pytest.fixture(scope="module", params=sorted(BEAMS))
-def madx(request):
-    """A MAD-X instance with the beam of one species, and the matching Reference."""
-    mad, ref = madx_session(request.param)
-    yield mad, ref
-    mad.quit()
 
 
 def madx_rmatrix(mad, definition: str, length: float):

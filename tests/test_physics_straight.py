@@ -28,21 +28,13 @@ from jacc.physics.nllens import NonlinearLens
 from jacc.physics.quadrupole import ChromaticQuadrupole, Quadrupole
 from jacc.physics.rfcavity import RFCavity
 from jacc.physics.solenoid import Solenoid
-from xsuite_ref import xsuite_particles, xsuite_track
+from xsuite_ref import xsuite_particles, xsuite_reference, xsuite_track
 
 # Both codes evaluate the same formulas in float64; what is left is rounding (<1e-14).
 TOL_XSUITE = 1e-12
 
 
-def reference(species: str) -> Reference:
-    """150 MeV electrons or 2.5 MeV protons (kinetic), with xtrack's masses."""
-    if species == "proton":
-        mass, charge, ekin = xt.PROTON_MASS_EV, 1.0, 2.5e6
-    else:
-        mass, charge, ekin = xt.ELECTRON_MASS_EV, -1.0, 150e6
-    p0c = float(np.sqrt((mass + ekin) ** 2 - mass**2))
-    ref = xt.Particles(mass0=mass, q0=charge, p0c=p0c)
-    return Reference(float(ref.beta0[0]), float(ref.gamma0[0]), p0c, mass, charge)
+reference = xsuite_reference
 
 
 SPECIES = ("electron", "proton")

@@ -25,19 +25,13 @@ from jacc.physics.solenoid import Solenoid
 
 cpymad = pytest.importorskip("cpymad.madx")
 
-from madx_ref import BEAMS, madx_first_order, madx_session  # noqa: E402
+from madx_ref import madx, madx_first_order  # noqa: E402,F401 (madx: a fixture)
 
 # MAD-X prints its matrices from float64 maps of the same formulas; 1e-10 leaves room for its
 # own rounding in long expressions (observed: < 1e-15).
 TOL_MADX = 1e-10
 
 
-@pytest.fixture(scope="module", params=sorted(BEAMS))
-def madx(request):
-    """A MAD-X instance with the beam of one species, and the matching Reference."""
-    mad, ref = madx_session(request.param)
-    yield mad, ref
-    mad.quit()
 
 
 # (id, MAD-X definition, length, physics, parameters)

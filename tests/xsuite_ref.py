@@ -8,6 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from jacc.physics.base import Reference
+
+
+def xsuite_reference(species: str) -> Reference:
+    """150 MeV electrons or 2.5 MeV protons (kinetic), with xtrack's masses."""
+    import xtrack as xt
+
+    if species == "proton":
+        mass, charge, ekin = xt.PROTON_MASS_EV, 1.0, 2.5e6
+    else:
+        mass, charge, ekin = xt.ELECTRON_MASS_EV, -1.0, 150e6
+    p0c = float(np.sqrt((mass + ekin) ** 2 - mass**2))
+    ref = xt.Particles(mass0=mass, q0=charge, p0c=p0c)
+    return Reference(float(ref.beta0[0]), float(ref.gamma0[0]), p0c, mass, charge)
+
 
 def xsuite_particles(x_madx, *, mass0, q0, p0c):
     """Build ``xt.Particles`` from an ``(n, 6)`` array of MAD-X coordinates."""
