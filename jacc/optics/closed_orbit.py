@@ -32,11 +32,14 @@ class ClosedOrbitOptions(eqx.Module):
         tol: convergence threshold on the orbit mismatch ``max |F(u) - u|`` [m, rad; for 6D
             also m and 1]. The multiple-shooting solver (`jacc.twiss`) applies one more
             linear Newton step after it, so its orbit is good to about ``tol^2``; the
-            transfer matrices are evaluated within ``tol`` of it.
+            transfer matrices are evaluated within ``tol`` of it, which moves the tunes
+            by about ``tol`` times the sextupoles' focusing (IOTA: 3e-9 at 1e-10, 3e-11
+            at the default 1e-12, where a start guess off by the bends' integration error,
+            ~1e-11 m, takes one Newton step).
         max_iter: iteration budget (the loop runs at most this many Newton steps).
     """
 
-    tol: float = eqx.field(static=True, default=1e-10)
+    tol: float = eqx.field(static=True, default=1e-12)
     max_iter: int = eqx.field(static=True, default=20)
 
     def __check_init__(self):
@@ -177,8 +180,9 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
     ``opts.tol``; a last Newton step is then applied to the linearised chain (``z += dz``,
     ``F += E dz``, no new evaluation), which leaves a mismatch of order ``tol^2`` and
     makes coordinates that feed back into nothing (``passive``: ``t`` with RF off) exact.
-    On momentum without kicks the start guess is within ``tol`` (the bends' integrators
-    leave a ~1e-11 m reference-orbit error): one evaluation, no iteration.
+    On momentum without kicks and with exact bend flows the start guess is the orbit: one
+    evaluation; Xsuite's default bend integrator leaves a ~1e-11 m reference-orbit error,
+    above the default ``tol``: one Newton step, two evaluations.
 
     The solution ``(z, f, e, m)`` is one `jax.custom_jvp` function: tangents come from the
     implicit function theorem (a linear solve with the converged ``e``, no iteration is
