@@ -127,8 +127,7 @@ def test_loco_reaches_the_noise_floor(sim, fit):
     # fitted - true, in units of the fit's own uncertainties: rms ~ 1 for honest errors
     pull = (res.quad_errors - m.truth.quad_rel) / res.std["quad_errors"]
     assert 0.6 < np.sqrt(np.mean(pull**2)) < 1.5
-    # second fit of the same layout: compiled already (target: < 10 s on this machine)
-    assert res.time_s < 10.0
+    # the time of a fit (target: < 10 s after compile) is measured by benchmarks/calibration.py
 
 
 @pytest.mark.parametrize("_", [pytest.param(0, marks=slow)])
