@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jacc.engine.compiler import KernelSpec, LineSpec
-from jacc.physics.base import DividedPieces, ElementPhysics, Method
+from jacc.physics.base import DividedPieces, Method, has_face
 
 # parameter name of a slice's divisor (after the element's own fields)
 SLICES = "_slices"
@@ -54,10 +54,6 @@ class Face(Method):
         return phys.entry(p, x, ref) if self.side == "entry" else phys.exit(p, x, ref)
 
 
-def _has_face(phys: ElementPhysics, side: str) -> bool:
-    return getattr(type(phys), side) is not getattr(ElementPhysics, side)
-
-
 def _parts(ks: KernelSpec):
     """``[(kernel, slice count or None)]`` replacing one step of ``ks`` (itself when whole)."""
     split = None if ks.method is None or ks.misaligned else ks.method.one_slice()
@@ -67,9 +63,9 @@ def _parts(ks: KernelSpec):
     derived = lambda method, layout: dataclasses.replace(  # noqa: E731
         ks, method=method, layout=layout, aperture=None)
     body = derived(Slice(inner=inner), ks.layout + ((SLICES, 1),))
-    out = [(derived(Face(side="entry"), ks.layout), None)] if _has_face(ks.physics, "entry") else []
+    out = [(derived(Face(side="entry"), ks.layout), None)] if has_face(ks.physics, "entry") else []
     out += [(body, float(n))] * n
-    if _has_face(ks.physics, "exit"):
+    if has_face(ks.physics, "exit"):
         out.append((derived(Face(side="exit"), ks.layout), None))
     return out
 

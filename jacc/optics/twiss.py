@@ -119,8 +119,8 @@ def make_twiss_core(spec: LineSpec, *, periodic: bool, method: str = "4d",
             second-order pass, about twice the cost of the first-order one).
         name: the line's name (first row is ``name$start``).
 
-    The drift-kick steps of integrated bodies become steps of their own (`slicing`); the
-    rows of the table are unchanged.
+    The slices of integrated bodies, and their faces, become steps of their own
+    (`slicing`); the rows of the table are unchanged.
     """
     sliced, expand = slice_bodies(spec)
     inner = _make_core(sliced, periodic=periodic, method=method, opts=opts, chrom=chrom, name=name)

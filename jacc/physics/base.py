@@ -128,11 +128,13 @@ class DividedPieces:
     def drift_setup(self, p, frac, ref):
         return self._phys.drift_setup(p, frac / self._divisor, ref)
 
-    def drift_with(self, p, x, setup, ref):
-        return self._phys.drift_with(p, x, setup, ref)
-
     def __getattr__(self, name):
         return getattr(self._phys, name)
+
+
+def has_face(phys: ElementPhysics, side: str) -> bool:
+    """Whether ``phys`` overrides its ``side`` (``"entry"`` or ``"exit"``) face map."""
+    return getattr(type(phys), side) is not getattr(ElementPhysics, side)
 
 
 # Fixed-point iterations that invert an entry/exit map y = f(x): x <- x - (f(x) - y). Edge
@@ -180,10 +182,10 @@ class Method(eqx.Module):
 
     def inverse(self, phys: ElementPhysics, p: Params, x, ref: Reference):
         """The inverse of this method's map of ``phys``: ``inverse(call(x)) == x``."""
-        if type(phys).exit is not ElementPhysics.exit:
+        if has_face(phys, "exit"):
             x = _invert_face(phys.exit, p, x, ref)
         x = self.inverse_body(phys, p, x, ref)
-        if type(phys).entry is not ElementPhysics.entry:
+        if has_face(phys, "entry"):
             x = _invert_face(phys.entry, p, x, ref)
         return x
 

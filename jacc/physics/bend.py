@@ -299,9 +299,6 @@ class ExactSBend(SBend):
     the kicks vanish and any split gives the exact map (to rounding).
     """
 
-    def drift(self, p, x, frac, ref):
-        return self.drift_with(p, x, self.drift_setup(p, frac, ref), ref)
-
     def drift_setup(self, p, frac, ref):
         return frac, _rotation(p["angle"] / p["l"], frac * p["l"])
 
