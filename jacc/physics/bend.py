@@ -104,25 +104,35 @@ def _rotation(h, s):
     return jnp.sin(a), jnp.cos(a), s * _sinc(a), s * jnp.sin(half) * _sinc(half)
 
 
-def _polar_drift(x, px, y, py, t, p2, inv_beta_pt, rot, s, beta0):
-    """Exact drift in a frame rotating with curvature ``h`` over arc ``s`` (no field).
+def _polar_drift_chain(x, px, y, py, t, p2, inv_beta_pt, rots, arcs, kicks, beta0):
+    """Polar drifts over ``arcs`` (frame rotations ``rots``) with ``px -= kicks[i]`` between.
 
-    ``rot = _rotation(h, s)``; ``inv_beta_pt = 1 / beta0 + pt``. Same map as xtrack's
-    ``track_polar_drift_single_particle``, written with ``sin(hs) / h`` so that it is
-    the exact straight drift at ``h = 0``.
+    Each polar drift is the exact drift in a frame rotating with curvature ``h`` (no field),
+    the map of xtrack's ``track_polar_drift_single_particle``, written with ``sin(hs) / h``
+    so that it is the exact straight drift at ``h = 0``; ``rots[i] = _rotation(h, arcs[i])``
+    and ``inv_beta_pt = 1 / beta0 + pt``. The chain is computed with one division instead
+    of one per drift. A polar drift rotates ``(px, pz)`` by ``h s``, so
+    the ``pz`` after it, ``ca pz - sa px``, is the denominator of its position map; the
+    positions are carried as a ratio ``X / W`` (``W`` the product of those denominators) and
+    the path lengths as ``Q / W``, and divided once at the end. The momenta need one square
+    root per drift, as before.
     """
-    sa, ca, sa_h, vers_h = rot
-    pz = jnp.sqrt(p2 - px * px - py * py)
-    # One division: xtrack's 1/pz and 1/(cos - sin px/pz) combined.
-    inv = 1.0 / (ca * pz - sa * px)
-    path = (x * sa + sa_h) * inv  # path length / (1 + delta)
-    return (
-        ((x + vers_h) * pz + sa_h * px) * inv,
-        ca * px + sa * pz,
-        y + path * py,
-        py,
-        t + s / beta0 - path * inv_beta_pt,
-    )
+    rho2 = p2 - py * py
+    big_x, w, q, s_tot = x, 1.0, 0.0, 0.0
+    for i, ((sa, ca, sa_h, vers_h), s) in enumerate(zip(rots, arcs)):
+        pz = jnp.sqrt(rho2 - px * px)
+        pz_out = ca * pz - sa * px
+        n = big_x * sa + sa_h * w  # path length / (1 + delta), times W_i
+        q = n if i == 0 else q * pz_out + n
+        big_x = (big_x + vers_h * w) * pz + sa_h * px * w
+        w = w * pz_out
+        px = ca * px + sa * pz
+        if i < len(kicks):
+            px = px - kicks[i]
+        s_tot = s_tot + s
+    r = 1.0 / w
+    path = q * r
+    return big_x * r, px, y + path * py, py, t + s_tot / beta0 - path * inv_beta_pt
 
 
 def _exact_dipole(x, px, y, py, t, p2, inv_beta_pt, rot, s, h, beta0):
@@ -261,14 +271,12 @@ class SBend(ElementPhysics):
         frac, rots = setup
         xx, px, y, py, t, pt = _unpack(x)
         s, angle = frac * p["l"], p["angle"]
-        p2 = _momentum_sq(pt, ref.beta0)
-        ibp = 1.0 / ref.beta0 + pt
         ds, ks = _yoshida4_coefficients()
-        for i, d in enumerate(ds):
-            rot = rots[_YOSHIDA4_ARCS.index(d)]
-            xx, px, y, py, t = _polar_drift(xx, px, y, py, t, p2, ibp, rot, d * s, ref.beta0)
-            if i < len(ks):
-                px = px - ks[i] * frac * angle  # k0 kick, k0 ds = h frac l
+        xx, px, y, py, t = _polar_drift_chain(
+            xx, px, y, py, t, _momentum_sq(pt, ref.beta0), 1.0 / ref.beta0 + pt,
+            tuple(rots[_YOSHIDA4_ARCS.index(d)] for d in ds), tuple(d * s for d in ds),
+            tuple(k * frac * angle for k in ks),  # k0 kicks, k0 ds = h frac l
+            ref.beta0)
         return jnp.stack([xx, px, y, py, t, pt])
 
     def _kick_terms(self, p, xx, y, frac):
@@ -289,6 +297,25 @@ class SBend(ElementPhysics):
 
     def matrix(self, p, ref):
         return sector_bend_matrix(p["l"], p["angle"], p["k1"], ref.beta0, ref.gamma0)
+
+    def simplify(self, method, constants):
+        # Without k1 and k2 the kick only changes px: the loop then carries py unchanged,
+        # which spares XLA one output per step.
+        if constants.get("k1") == 0.0 and constants.get("k2") == 0.0:
+            return RotKickDipole(edge=self.edge), method
+        return self, method
+
+
+class RotKickDipole(SBend):
+    """`SBend` without ``k1``/``k2``: its kick is the curvature term ``-k0 h x`` alone."""
+
+    def kick(self, p, x, frac, ref):
+        xx, px, y, py, t, pt = _unpack(x)
+        w, h = frac * p["l"], p["angle"] / p["l"]
+        return jnp.stack([xx, px - w * h * h * xx, y, py, t, pt])
+
+    def simplify(self, method, constants):
+        return self, method
 
 
 class ExactSBend(SBend):
@@ -345,6 +372,21 @@ def _yoshida6_coefficients():
         (kicks[i] + kicks[i + 1]) / 2 for i in range(6)
     ) + (kicks[-1] / 2,)
     return drifts, kicks
+
+
+def _to_pairs(x):
+    """The 6-vector as ``(x + i px, y + i t, py, pt)``: the carry of a batched loop.
+
+    XLA on CPU computes each array a loop step returns in a loop of its own, recomputing
+    what the outputs share; two complex outputs in place of four real ones halve that
+    (a Yoshida-6 bend step is 1.3x faster, measured on IOTA's and the FODO ring's bends).
+    """
+    return (jax.lax.complex(x[0], x[1]), jax.lax.complex(x[2], x[4]), x[3], x[5])
+
+
+def _from_pairs(c):
+    a, b, py, pt = c
+    return jnp.stack([jnp.real(a), jnp.imag(a), jnp.real(b), py, jnp.imag(b), pt])
 
 
 def xsuite_num_kicks(length, angle) -> int:
@@ -427,11 +469,11 @@ class Yoshida6(Method):
         # intermediates), not the ~60 arrays of a nested polar-drift step.
         @functools.partial(jax.checkpoint, prevent_cse=False)
         def step(c, sk):
-            z = phys.kick(p, phys.drift_with(p, jnp.stack(c), sk[0], ref), sk[1], ref)
-            return _unpack(z), None
+            z = phys.kick(p, phys.drift_with(p, _from_pairs(c), sk[0], ref), sk[1], ref)
+            return _to_pairs(z), None
 
-        c, _ = jax.lax.scan(step, _unpack(x), (setups, k))
-        return jnp.stack(c)
+        c, _ = jax.lax.scan(step, _to_pairs(x), (setups, k))
+        return _from_pairs(c)
 
 
 # Xsuite 0.118 defaults (model 'adaptive' = rot-kick-rot, integrator 'adaptive' =
