@@ -147,15 +147,22 @@ def differentiable_kernels(spec: LineSpec) -> list[bool]:
     return [k in hit for k in range(len(spec.kernels))]
 
 
+# Particles per block: each block is tracked through all its turns on its own, so that the
+# arrays of an element step stay in the core's cache (1.2-1.4x faster than one block of 1e4
+# or 1e5 particles on the 2-core development machine; blocks of 1e3 to 4e3 are about equal).
+CHUNK = 2048
+
+
 def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
                       monitor_at: np.ndarray | None = None, checkpoint: bool = True,
-                      param_grads=None):
+                      param_grads=None, chunk: int | None = CHUNK):
     """Build ``run(table, x0 (n, 6), alive0 (n,), n_turns) -> TrackResult`` for ``spec``.
 
     ``record``: None, ``"centroid"`` or ``"coordinates"`` at the placements ``monitor_at``
     (default: the lattice's monitors). ``param_grads``: per kernel, whether reverse mode
     needs the cotangent of its parameters (`differentiable_kernels` when the table comes
     from `table_from_dynamic`; None: every kernel, for tables differentiated directly).
+    ``chunk``: particles are tracked in blocks of this many (None: all at once).
     """
     batches = [make_batch(k, spec.ref) for k in spec.kernels]
     has_aperture = any(k.aperture is not None for k in spec.kernels)
@@ -170,9 +177,9 @@ def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
 
     def observe(X, alive):
         if record == "centroid":
+            # sums over the alive particles and their number: blocks add up
             w = alive.astype(X[0].dtype)
-            nal = jnp.maximum(jnp.sum(w), 1.0)
-            return jnp.stack([jnp.sum(jnp.where(alive, c, 0.0)) / nal for c in X])
+            return jnp.stack([jnp.sum(jnp.where(alive, c, 0.0)) for c in X] + [jnp.sum(w)])
         return jnp.stack(X, axis=-1)
 
     def element_step(carry, inp):
@@ -193,7 +200,7 @@ def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
         X, alive, lost_el, lost_turn = carry
         n = X[0].shape[0]
         if record == "centroid":
-            buf = jnp.zeros((n_slots + 1, 6), X[0].dtype)
+            buf = jnp.zeros((n_slots + 1, 7), X[0].dtype)
         elif record == "coordinates":
             buf = jnp.zeros((n_slots + 1, n, 6), X[0].dtype)
         else:
@@ -212,22 +219,57 @@ def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
         out = buf[np.asarray(gather)] if record is not None else None
         return (Xn, alive_n, lost_el, lost_turn), out
 
-    def run(table, x0, alive0, n_turns: int):
+    body = jax.checkpoint(one_turn) if checkpoint else one_turn
+
+    def run_block(table, x0, alive0, n_turns: int):
         X = tuple(x0[:, i] for i in range(6))
         n = x0.shape[0]
         init = (X, alive0, jnp.full(n, -1, jnp.int32), jnp.full(n, -1, jnp.int32))
-        body = jax.checkpoint(one_turn) if checkpoint else one_turn
         (X, alive, lost_el, lost_turn), obs = lax.scan(
             lambda c, t: body(table, c, t), init, jnp.arange(n_turns, dtype=jnp.int32))
+        return jnp.stack(X, axis=1), alive, lost_turn, lost_el, obs
+
+    def run(table, x0, alive0, n_turns: int):
+        n = x0.shape[0]
+        if chunk is None or n <= chunk:
+            x, alive, lost_turn, lost_el, obs = run_block(table, x0, alive0, n_turns)
+        else:
+            x, alive, lost_turn, lost_el, obs = _in_blocks(
+                lambda x0, a0: run_block(table, x0, a0, n_turns), x0, alive0, chunk, record)
         mon = None
         if record is not None:
             names = tuple(f"{spec.names[i]}:{_occ(spec.names, i)}" for i in at)
             s = jnp.asarray(spec.s_end[at])
+            if record == "centroid":
+                obs = obs[..., :6] / jnp.maximum(obs[..., 6:], 1.0)
             mon = MonitorData(names, s, obs if record == "centroid" else None,
                               obs if record == "coordinates" else None)
-        return TrackResult(jnp.stack(X, axis=1), alive, lost_turn, lost_el, mon)
+        return TrackResult(x, alive, lost_turn, lost_el, mon)
 
     return run
+
+
+def _in_blocks(track_block, x0, alive0, chunk: int, record):
+    """``track_block`` over blocks of ``chunk`` particles (the last one padded), joined.
+
+    Padding particles sit at the origin, flagged lost (they count in no centroid).
+    """
+    n = x0.shape[0]
+    nb = -(-n // chunk)
+    pad = nb * chunk - n
+    xb = jnp.concatenate([x0, jnp.zeros((pad, 6), x0.dtype)]).reshape(nb, chunk, 6)
+    ab = jnp.concatenate([alive0, jnp.zeros(pad, bool)]).reshape(nb, chunk)
+    x, alive, lost_turn, lost_el, obs = lax.map(lambda a: track_block(*a), (xb, ab))
+
+    def join(a):
+        return a.reshape((nb * chunk,) + a.shape[2:])[:n]
+
+    if record == "centroid":
+        obs = jnp.sum(obs, axis=0)
+    elif record == "coordinates":  # (blocks, turns, monitors, chunk, 6)
+        obs = jnp.moveaxis(obs, 0, 2)
+        obs = obs.reshape(obs.shape[:2] + (nb * chunk, 6))[:, :, :n]
+    return join(x), join(alive), join(lost_turn), join(lost_el), obs
 
 
 def _occ(names, i) -> int:
