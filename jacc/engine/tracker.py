@@ -300,37 +300,61 @@ def make_line_states(spec: LineSpec):
 
 
 def make_reversible_turns(spec: LineSpec, param_grads=None):
-    """``run(table, x0 (n, 6), n_turns) -> x (n, 6)`` whose reverse mode re-tracks backwards.
+    """``run(table, x0 (n, 6), n_turns) -> x (n, 6)`` whose reverse mode tracks backwards.
 
-    The maps are symplectic and each element's inverse is known (`Method.inverse`), so the
-    backward pass recovers the state at each turn boundary by inverse tracking instead of
-    storing it: memory does not depend on the number of turns. Losses and monitors are not
-    handled on this path (use `make_turn_tracker` for them).
+    Reverse mode needs, at each element, the state entering it and the transposed Jacobian
+    ``M^T`` applied to the cotangent. Both come from the element's inverse map ``g``
+    (`Method.inverse`), evaluated at the state leaving it: ``g`` recovers the entering state,
+    and because the maps are symplectic (``M^T J M = J``), ``M^T = J M^-1 J^-1`` with
+    ``M^-1 = Dg``, so the cotangent is pulled back by one forward-mode derivative of ``g``:
+    ``lam_in = J Dg (-J lam_out)``. The parameters' cotangents follow from the same
+    derivative (``df/dp = -M dg/dp``): ``-lam_in . dg/dp``, one more tangent per flagged
+    column. Nothing is stored but the final state: memory does not depend on the number of
+    turns or elements, and the backward pass costs one forward-mode evaluation of each
+    inverse map (about twice a forward pass).
+
+    Losses and monitors are not handled on this path (use `make_turn_tracker` for them);
+    states are recovered to rounding as long as the motion is stable (inverse tracking of
+    chaotic orbits amplifies rounding like forward tracking does).
+
+    ``param_grads``: per kernel, whether its parameters need cotangents (None: all).
     """
     from .kernels import as_batch, invertible, make_single_inverse
 
     bad = [k.kind for k in spec.kernels if not invertible(k)]
     if bad:
         raise NotImplementedError(f"reversible tracking: no inverse for the models of {sorted(set(bad))}")
-    fwd = [as_batch(lambda prow, v, f=make_single(k, spec.ref): f(prow, v)[0]) for k in spec.kernels]
-    inv = [as_batch(make_single_inverse(k, spec.ref)) for k in spec.kernels]
     kidx = jnp.asarray(spec.kernel_index)
+    width = spec.table.shape[1]
+    wants = [True] * len(spec.kernels) if param_grads is None else [bool(w) for w in param_grads]
+    cols = _tangent_columns(spec)
+    fwd = [as_batch(lambda prow, v, f=make_single(k, spec.ref): f(prow, v)[0]) for k in spec.kernels]
+    adjoints = [_adjoint_step(make_single_inverse(k, spec.ref), cols[i] if wants[i] else (), width)
+                for i, k in enumerate(spec.kernels)]
 
-    def sweep(apply, table, X, reverse):
+    def sweep(table, X):
         def step(X, inp):
             k, prow = inp
-            return apply(k, prow, X), None
+            return (fwd[0](prow, X) if len(fwd) == 1 else lax.switch(k, fwd, prow, X)), None
 
-        return lax.scan(step, X, (kidx, table), reverse=reverse)[0]
+        return lax.scan(step, X, (kidx, table))[0]
 
-    apply_fwd = switch_recomputing(fwd, with_flag=False, param_grads=param_grads)
-    apply_inv = switch_recomputing(inv, with_flag=False)
-    turn = jax.checkpoint(lambda table, X: sweep(apply_fwd, table, X, False))
-    unturn = lambda table, X: sweep(apply_inv, table, X, True)
+    def sweep_back(table, X, lam):
+        def step(carry, inp):
+            X, lam = carry
+            k, prow = inp
+            if len(adjoints) == 1:
+                X, lam, g = adjoints[0](prow, X, lam)
+            else:
+                X, lam, g = lax.switch(k, adjoints, prow, X, lam)
+            return (X, lam), g
+
+        (X, lam), g = lax.scan(step, (X, lam), (kidx, table), reverse=True)
+        return X, lam, g
 
     @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
     def turns(table, X, n_turns):
-        return lax.scan(lambda X, _: (turn(table, X), None), X, None, length=n_turns)[0]
+        return lax.scan(lambda X, _: (sweep(table, X), None), X, None, length=n_turns)[0]
 
     def turns_fwd(table, X, n_turns):
         Y = turns(table, X, n_turns)
@@ -340,14 +364,13 @@ def make_reversible_turns(spec: LineSpec, param_grads=None):
         table, Y = res
 
         def back(carry, _):
-            X_next, ct_x, g_table = carry
-            X_prev = unturn(table, X_next)
-            _, vjp = jax.vjp(turn, table, X_prev)
-            g_t, ct_prev = vjp(ct_x)
-            return (X_prev, ct_prev, g_table + g_t), None
+            X, lam, g_table = carry
+            X, lam, g = sweep_back(table, X, lam)
+            return (X, lam, g_table + g), None
 
-        (_, ct0, g_table), _ = lax.scan(back, (Y, ct, jnp.zeros_like(table)), None, length=n_turns)
-        return g_table, ct0
+        lam = tuple(jnp.asarray(c) for c in ct)
+        (_, lam0, g_table), _ = lax.scan(back, (Y, lam, jnp.zeros_like(table)), None, length=n_turns)
+        return g_table, lam0
 
     turns.defvjp(turns_fwd, turns_bwd)
 
@@ -356,3 +379,54 @@ def make_reversible_turns(spec: LineSpec, param_grads=None):
         return jnp.stack(X, axis=1)
 
     return run
+
+
+def _tangent_columns(spec: LineSpec) -> list[tuple[int, ...]]:
+    """Per kernel, the table columns that dynamic parameters write (their cotangents matter)."""
+    kidx = np.asarray(spec.kernel_index)
+    cols: list[set[int]] = [set() for _ in spec.kernels]
+    for s in spec.setters:
+        for r in s.rows:
+            cols[int(kidx[r])].update(range(s.col, s.col + s.size))
+    return [tuple(sorted(c)) for c in cols]
+
+
+def _adjoint_step(inverse, cols: tuple[int, ...], width: int):
+    """``f(prow, X_out, lam_out) -> (X_in, lam_in, g_prow)`` for one element (see
+    `make_reversible_turns`): its inverse map and one forward-mode derivative of it."""
+    cols_arr = np.asarray(cols, dtype=np.int64)
+
+    def one(prow, *v_lam):
+        v_out, lam_out = jnp.stack(v_lam[:6]), v_lam[6:]
+
+        def g(v, pc):
+            return inverse(prow.at[cols_arr].set(pc) if len(cols) else prow, v)
+
+        pc0 = prow[cols_arr] if len(cols) else jnp.zeros(0, prow.dtype)
+        # u = -J lam_out and lam_in = J w, with J the symplectic form of (x, px, y, py, t, pt)
+        u = jnp.stack([-lam_out[1], lam_out[0], -lam_out[3], lam_out[2], -lam_out[5], lam_out[4]])
+        # derivatives in the cotangent's direction and one per flagged column: jax.jvp for
+        # the first alone (jax.linearize would re-run the checkpointed loops of the bends to
+        # build its linear function), jax.linearize to share the primal among several
+        zero_p = jnp.zeros_like(pc0)
+        if not len(cols):
+            v_in, w = jax.jvp(g, (v_out, pc0), (u, zero_p))
+            dgs = []
+        else:
+            v_in, lin = jax.linearize(g, v_out, pc0)
+            w = lin(u, zero_p)
+            dgs = [lin(jnp.zeros(6, prow.dtype), zero_p.at[i].set(1.0)) for i in range(len(cols))]
+        lam_in = (w[1], -w[0], w[3], -w[2], w[5], -w[4])
+        g_cols = [-sum(d[j] * lam_in[j] for j in range(6)) for d in dgs]
+        return tuple(v_in[i] for i in range(6)), lam_in, g_cols
+
+    vm = jax.vmap(one, in_axes=(None,) + (0,) * 12)
+
+    def step(prow, X, lam):
+        X_in, lam_in, g_cols = vm(prow, *X, *lam)
+        g_row = jnp.zeros(width, prow.dtype)
+        if len(cols):
+            g_row = g_row.at[cols_arr].set(jnp.stack([jnp.sum(g) for g in g_cols]))
+        return X_in, lam_in, g_row
+
+    return step

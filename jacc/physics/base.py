@@ -70,6 +70,14 @@ class ElementPhysics(eqx.Module):
         """Map at the exit face. Identity by default."""
         return x
 
+    def entry_inverse(self, p: Params, x, ref: Reference):
+        """Inverse of `entry` (fixed-point iterations unless overridden with a closed form)."""
+        return invert_face(self.entry, p, x, ref)
+
+    def exit_inverse(self, p: Params, x, ref: Reference):
+        """Inverse of `exit` (fixed-point iterations unless overridden with a closed form)."""
+        return invert_face(self.exit, p, x, ref)
+
     def drift(self, p: Params, x, frac, ref: Reference):
         """Flow of the integrable part over ``frac`` of the body length."""
         return x
@@ -144,11 +152,17 @@ def has_face(phys: ElementPhysics, side: str) -> bool:
 _FACE_INVERSE_STEPS = 6
 
 
-def _invert_face(face, p, y, ref):
+def fixed_point_inverse(f, y):
+    """``x`` with ``f(x) == y``, by `_FACE_INVERSE_STEPS` fixed-point iterations."""
     x = y
     for _ in range(_FACE_INVERSE_STEPS):
-        x = x - (face(p, x, ref) - y)
+        x = x - (f(x) - y)
     return x
+
+
+def invert_face(face, p, y, ref):
+    """``x`` with ``face(p, x, ref) == y`` (`fixed_point_inverse`)."""
+    return fixed_point_inverse(lambda z: face(p, z, ref), y)
 
 
 class Method(eqx.Module):
@@ -183,10 +197,10 @@ class Method(eqx.Module):
     def inverse(self, phys: ElementPhysics, p: Params, x, ref: Reference):
         """The inverse of this method's map of ``phys``: ``inverse(call(x)) == x``."""
         if has_face(phys, "exit"):
-            x = _invert_face(phys.exit, p, x, ref)
+            x = phys.exit_inverse(p, x, ref)
         x = self.inverse_body(phys, p, x, ref)
         if has_face(phys, "entry"):
-            x = _invert_face(phys.entry, p, x, ref)
+            x = phys.entry_inverse(p, x, ref)
         return x
 
 

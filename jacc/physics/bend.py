@@ -245,17 +245,22 @@ class SBend(ElementPhysics):
     thick: ClassVar[bool] = True
     edge: EdgeModel = LinearEdge()
 
+    def _face(self, p, side, ref):
+        """The edge model's arguments after ``x`` for the ``side`` face."""
+        e, fint = (p["e1"], p["fint"]) if side == "entry" else (p["e2"], p["fintx"])
+        return (p["angle"] / p["l"], p["k1"], p["k2"], e, 0.5 * p["gap"], fint, ref.beta0)
+
     def entry(self, p, x, ref):
-        h = p["angle"] / p["l"]
-        return self.edge.entry(
-            x, h, p["k1"], p["k2"], p["e1"], 0.5 * p["gap"], p["fint"], ref.beta0
-        )
+        return self.edge.entry(x, *self._face(p, "entry", ref))
 
     def exit(self, p, x, ref):
-        h = p["angle"] / p["l"]
-        return self.edge.exit(
-            x, h, p["k1"], p["k2"], p["e2"], 0.5 * p["gap"], p["fintx"], ref.beta0
-        )
+        return self.edge.exit(x, *self._face(p, "exit", ref))
+
+    def entry_inverse(self, p, x, ref):
+        return self.edge.entry_inverse(x, *self._face(p, "entry", ref))
+
+    def exit_inverse(self, p, x, ref):
+        return self.edge.exit_inverse(x, *self._face(p, "exit", ref))
 
     def drift(self, p, x, frac, ref):
         return self.drift_with(p, x, self.drift_setup(p, frac, ref), ref)

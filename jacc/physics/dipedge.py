@@ -58,7 +58,15 @@ class DipoleEdge(ElementPhysics):
 
     def entry(self, p, x, ref):
         face = self.edge.exit if self.side == "exit" else self.edge.entry
-        return face(x, p["h"], 0.0, 0.0, p["e1"], 0.5 * p["gap"], p["fint"], ref.beta0)
+        return face(x, *self._face(p, ref))
+
+    def entry_inverse(self, p, x, ref):
+        face = self.edge.exit_inverse if self.side == "exit" else self.edge.entry_inverse
+        return face(x, *self._face(p, ref))
+
+    @staticmethod
+    def _face(p, ref):
+        return (p["h"], 0.0, 0.0, p["e1"], 0.5 * p["gap"], p["fint"], ref.beta0)
 
     def matrix(self, p, ref):
         # The body of a face-only element is the identity: the edge itself is ``entry``,

@@ -34,6 +34,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from jacc.physics.base import fixed_point_inverse
+
 __all__ = [
     "EdgeModel",
     "FullEdge",
@@ -265,6 +267,14 @@ class EdgeModel(eqx.Module):
     def exit(self, x, k0, k1, k2, e, hgap, fint, beta0):
         raise NotImplementedError
 
+    def entry_inverse(self, x, *face):
+        """Inverse of `entry` (same arguments after ``x``); fixed-point iterations by default."""
+        return fixed_point_inverse(lambda z: self.entry(z, *face), x)
+
+    def exit_inverse(self, x, *face):
+        """Inverse of `exit`; fixed-point iterations by default."""
+        return fixed_point_inverse(lambda z: self.exit(z, *face), x)
+
     def matrix(self, k0, k1, k2, e, hgap, fint, beta0, *, exit: bool = False):
         """First-order 6x6 map of one face, about the reference orbit."""
         face = self.exit if exit else self.entry
@@ -292,6 +302,13 @@ class LinearEdge(EdgeModel):
         return jnp.stack(_linear_kick(_unpack(x), r21, r43))
 
     exit = entry
+
+    def entry_inverse(self, x, k0, k1, k2, e, hgap, fint, beta0):
+        # the kicks depend on the positions alone, which they leave unchanged
+        r21, r43 = linear_edge_coefficients(k0, e, hgap, fint)
+        return jnp.stack(_linear_kick(_unpack(x), -r21, -r43))
+
+    exit_inverse = entry_inverse
 
     def matrix(self, k0, k1, k2, e, hgap, fint, beta0, *, exit: bool = False):
         return linear_edge_matrix(k0, e, hgap, fint)

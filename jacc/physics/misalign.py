@@ -75,6 +75,12 @@ class Misaligned(ElementPhysics):
         x = self.inner.exit(p, x, ref)
         return misalign_exit(x, p["dx"], p["dy"], p["tilt"])
 
+    def entry_inverse(self, p, x, ref):
+        return misalign_exit(self.inner.entry_inverse(p, x, ref), p["dx"], p["dy"], p["tilt"])
+
+    def exit_inverse(self, p, x, ref):
+        return self.inner.exit_inverse(p, misalign_entry(x, p["dx"], p["dy"], p["tilt"]), ref)
+
     def drift(self, p, x, frac, ref):
         return self.inner.drift(p, x, frac, ref)
 

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 
 from jacc.physics.base import Flow, DriftKick, ElementPhysics
 from jacc.physics.drift import exact_drift, expanded_drift, one_plus_delta, time_of_flight_slip
+from jacc.physics.fusion import materialize
+from jacc.physics.trig import sincos
 
 __all__ = [
     "ChromaticQuadrupole",
@@ -60,7 +62,7 @@ def even_odd_functions(u):
     phi = jnp.sqrt(jnp.sqrt(jnp.where(small, 1.0, u)))
     e = jnp.exp(phi)
     ch, sh = 0.5 * (e + 1.0 / e), 0.5 * (e - 1.0 / e)
-    c, s = jnp.cos(phi), jnp.sin(phi)
+    s, c = sincos(phi)
     phi2 = phi * phi
     closed = [
         0.5 * (ch + c),
@@ -78,7 +80,8 @@ def _normal_quad_functions(k, length):
     ck = l2 * f2 * k
     sk = length * l2 * f3 * k
     sl = length * f1
-    return f0 - ck, sl - sk, f0 + ck, sl + sk
+    # stored once: every coordinate of the map reads all four
+    return materialize(f0 - ck, sl - sk, f0 + ck, sl + sk)
 
 
 def chromatic_quadrupole_flow(x, k1, length, beta0):

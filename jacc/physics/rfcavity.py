@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from jacc.physics.base import DriftKick, ElementPhysics
 from jacc.physics.drift import drift_matrix, exact_drift, expanded_drift
+from jacc.physics.trig import sincos
 
 __all__ = ["RFCavity", "XSUITE_DEFAULTS"]
 
@@ -51,7 +52,7 @@ class RFCavity(ElementPhysics):
     def kick(self, p, x, frac, ref):
         amp, kw = self._amplitude(p, ref)
         x0, px, y0, py, t, pt = x
-        return jnp.stack([x0, px, y0, py, t, pt + frac * amp * jnp.sin(_TWO_PI * p["lag"] - kw * t)])
+        return jnp.stack([x0, px, y0, py, t, pt + frac * amp * sincos(_TWO_PI * p["lag"] - kw * t)[0]])
 
     def matrix(self, p, ref):
         amp, kw = self._amplitude(p, ref)

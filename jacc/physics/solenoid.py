@@ -16,6 +16,8 @@ from typing import ClassVar
 import jax.numpy as jnp
 
 from jacc.physics.base import ElementPhysics, Flow
+from jacc.physics.fusion import materialize
+from jacc.physics.trig import sincos
 
 __all__ = ["Solenoid", "XSUITE_DEFAULTS", "sinc", "solenoid_flow", "solenoid_matrix"]
 
@@ -23,13 +25,17 @@ __all__ = ["Solenoid", "XSUITE_DEFAULTS", "sinc", "solenoid_flow", "solenoid_mat
 _SINC_SMALL = 1e-2  # below, 4 terms of the series are exact to rounding
 
 
-def sinc(theta):
-    """``sin(theta) / theta``, with exact derivatives at and near 0 (series for small theta)."""
+def sinc(theta, sin_theta=None):
+    """``sin(theta) / theta``, with exact derivatives at and near 0 (series for small theta).
+
+    ``sin_theta``: ``sin(theta)`` when the caller has it already.
+    """
     small = jnp.abs(theta) < _SINC_SMALL
     ts = jnp.where(small, 1.0, theta)
     t2 = theta * theta
     series = 1.0 - t2 / 6.0 * (1.0 - t2 / 20.0 * (1.0 - t2 / 42.0))
-    return jnp.where(small, series, jnp.sin(ts) / ts)
+    s = jnp.sin(ts) if sin_theta is None else sin_theta
+    return jnp.where(small, series, s / ts)
 
 
 def _rotate_focus(x, px, y, py, c, s, si, k):
@@ -52,9 +58,10 @@ def solenoid_flow(x, ks, length, beta0):
     pz = jnp.sqrt(1.0 + pz2m1)
     inv_pz = 1.0 / pz
     theta = k * length * inv_pz
-    c, s = jnp.cos(theta), jnp.sin(theta)
+    s, c = sincos(theta)
     # sin(theta) / k = (L / pz) sinc(theta), finite (and differentiable) at k = 0.
-    si = length * inv_pz * sinc(theta)
+    si = length * inv_pz * sinc(theta, s)
+    c, s, si = materialize(c, s, si)  # read by all four transverse coordinates
     x1, px1, y1, py1 = _rotate_focus(x0, px, y0, py, c, s, si, k)
     # t gains L (1/beta0 - (1/beta0 + pt)/pz), written without cancellation.
     dt = length * (pz2m1 / (pz + 1.0) / beta0 - pt) * inv_pz
