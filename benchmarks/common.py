@@ -40,6 +40,21 @@ def best_time(fn, repeat: int = 5, min_time: float = 0.2) -> float:
     return best
 
 
+def paired_times(fa, fb, rounds: int = 5, min_time: float = 0.2):
+    """Times of ``fa()`` and ``fb()`` [s], measured in alternation for ``rounds`` rounds.
+
+    Returns ``(best_a, best_b, ratio)``, ``ratio`` the median over the rounds of
+    ``time_b / time_a``: each round's pair shares the machine's load of the moment, so the
+    ratio is steadier on a noisy machine than the ratio of the best times.
+    """
+    ta, tb = [], []
+    for _ in range(rounds):
+        ta.append(best_time(fa, repeat=1, min_time=min_time))
+        tb.append(best_time(fb, repeat=1, min_time=min_time))
+    ratios = sorted(b / a for a, b in zip(ta, tb))
+    return min(ta), min(tb), ratios[len(ratios) // 2]
+
+
 def load_madx(path):
     """``(lat, rp, madx, sequence_name)``: JACC's import and a cpymad instance of the same file."""
     import jacc
