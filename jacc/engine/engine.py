@@ -19,6 +19,7 @@ import numpy as np
 from jacc.lattice import Lattice
 
 from .compiler import LineSpec, compile_lattice
+from .fuse import fuse_linear as fuse
 from .presets import Preset, Xsuite
 from .tracker import (TrackResult, differentiable_kernels, make_line_states, make_reversible_turns,
                       make_turn_tracker, table_from_dynamic)
@@ -69,7 +70,8 @@ class TrackingEngine:
 
     def make_tracking_func(self, spec: LineSpec | None = None, *, record: str | None = "centroid",
                            monitors=None, checkpoint: bool = True,
-                           reverse: str = "checkpoint") -> Callable[..., TrackResult]:
+                           reverse: str = "checkpoint",
+                           fuse_linear: bool = False) -> Callable[..., TrackResult]:
         """Pure, jittable ``f(dynamic, x0, n_turns=1, alive=None) -> TrackResult``.
 
         Args:
@@ -82,8 +84,15 @@ class TrackingEngine:
                 turn boundary) or ``"reversible"`` (reverse mode re-tracks backwards with the
                 inverse maps: memory independent of the number of turns; no apertures, loss
                 flags or monitors on this path, so ``record`` must be None).
+            fuse_linear: track each run of constant linear steps (elements modelled with
+                `Linear()`, no aperture, nothing flagged) as one affine map
+                (`jacc.engine.fuse`); runs stop at the recorded monitors.
         """
         spec = self.spec if spec is None else spec
+        at = None if monitors is None else self._placements(monitors)
+        if fuse_linear:
+            observed = None if record is None else (spec.monitors if at is None else at)
+            spec = fuse(spec, observed)
         if reverse == "reversible":
             if record is not None or any(k.aperture is not None for k in spec.kernels):
                 raise ValueError("reverse='reversible' tracks without apertures or monitors: "
@@ -99,7 +108,6 @@ class TrackingEngine:
             return fr
         if reverse != "checkpoint":
             raise ValueError(f"reverse must be 'checkpoint' or 'reversible', got {reverse!r}")
-        at = None if monitors is None else self._placements(monitors)
         run = make_turn_tracker(spec, record=record, monitor_at=at, checkpoint=checkpoint,
                                 param_grads=differentiable_kernels(spec))
 
@@ -147,15 +155,18 @@ _CACHE: dict = {}
 
 
 def track(lattice: Lattice, reference_particle, x0, n_turns: int = 1, *, model: Preset | None = None,
-          record: str | None = "centroid", monitors=None) -> TrackResult:
+          record: str | None = "centroid", monitors=None, fuse_linear: bool = False) -> TrackResult:
     """Track particles ``x0`` (n, 6) through ``lattice`` for ``n_turns`` turns.
 
     Compiled programs are cached by lattice structure: tracking again with other strengths
-    reuses them. See `TrackingEngine.make_tracking_func` for ``record`` and ``monitors``.
+    reuses them. See `TrackingEngine.make_tracking_func` for ``record``, ``monitors`` and
+    ``fuse_linear``.
     """
     engine = TrackingEngine(lattice, reference_particle, model)
     spec = engine.spec
     mon_key = None if monitors is None else tuple(engine._placements(monitors).tolist())
+    if fuse_linear:
+        spec = fuse(spec, None if record is None else (spec.monitors if mon_key is None else np.asarray(mon_key)))
     key = (spec.signature, spec.ref, type(engine.model), engine.model.models.__repr__(), record, mon_key,
            int(n_turns))
     fn = _CACHE.get(key)
