@@ -166,7 +166,8 @@ def track(lattice: Lattice, reference_particle, x0, n_turns: int = 1, *, model: 
     spec = engine.spec
     mon_key = None if monitors is None else tuple(engine._placements(monitors).tolist())
     if fuse_linear:
-        spec = fuse(spec, None if record is None else (spec.monitors if mon_key is None else np.asarray(mon_key)))
+        observed = spec.monitors if mon_key is None else np.asarray(mon_key)
+        spec = fuse(spec, None if record is None else observed)
     key = (spec.signature, spec.ref, type(engine.model), engine.model.models.__repr__(), record, mon_key,
            int(n_turns))
     fn = _CACHE.get(key)
