@@ -14,7 +14,7 @@ import pytest
 
 import jacc
 from jacc.engine.fuse import FUSED_KERNEL, fuse_linear
-from jacc.physics.base import Linear
+from jacc.physics.base import Linear, symplectic_form
 
 # every element type of the two rings that has an exact linear map, modelled by it
 LINEAR = jacc.Xsuite(methods={k: Linear() for k in (
@@ -49,6 +49,8 @@ def test_fused_one_turn_map_equals_madx(fodo, shared_lattices):
     # the linear-optics tolerances against MAD-X (tests/test_optics_madx.py): tunes 1e-8;
     # the entries within 1e-8 of the largest (measured: 4e-8 absolute, 2.3e-9 of |M| = 17.7)
     np.testing.assert_allclose(m, ref, rtol=0, atol=1e-8 * np.abs(ref).max())
+    j = np.asarray(symplectic_form())
+    assert np.abs(m.T @ j @ m - j).max() < 1e-12  # a product of symplectic maps
     for plane, q in ((0, gold["Qx"]), (2, gold["Qy"])):
         block = m[plane:plane + 2, plane:plane + 2]
         mu = np.arccos(np.trace(block) / 2)
