@@ -20,7 +20,6 @@ import jax.numpy as jnp
 
 from jacc.physics.base import Flow, DriftKick, ElementPhysics
 from jacc.physics.drift import exact_drift, expanded_drift, one_plus_delta, time_of_flight_slip
-from jacc.physics.fusion import materialize
 from jacc.physics.trig import sincos
 
 __all__ = [
@@ -80,8 +79,7 @@ def _normal_quad_functions(k, length):
     ck = l2 * f2 * k
     sk = length * l2 * f3 * k
     sl = length * f1
-    # stored once: every coordinate of the map reads all four
-    return materialize(f0 - ck, sl - sk, f0 + ck, sl + sk)
+    return f0 - ck, sl - sk, f0 + ck, sl + sk
 
 
 def chromatic_quadrupole_flow(x, k1, length, beta0):

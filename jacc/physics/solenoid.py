@@ -16,7 +16,6 @@ from typing import ClassVar
 import jax.numpy as jnp
 
 from jacc.physics.base import ElementPhysics, Flow
-from jacc.physics.fusion import materialize
 from jacc.physics.trig import sincos
 
 __all__ = ["Solenoid", "XSUITE_DEFAULTS", "sinc", "solenoid_flow", "solenoid_matrix"]
@@ -61,7 +60,6 @@ def solenoid_flow(x, ks, length, beta0):
     s, c = sincos(theta)
     # sin(theta) / k = (L / pz) sinc(theta), finite (and differentiable) at k = 0.
     si = length * inv_pz * sinc(theta, s)
-    c, s, si = materialize(c, s, si)  # read by all four transverse coordinates
     x1, px1, y1, py1 = _rotate_focus(x0, px, y0, py, c, s, si, k)
     # t gains L (1/beta0 - (1/beta0 + pt)/pz), written without cancellation.
     dt = length * (pz2m1 / (pz + 1.0) / beta0 - pt) * inv_pz
