@@ -197,44 +197,15 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
         passive: coordinates no step's output depends on except their own (4D: ``t``),
             left out of the convergence test (the last linear step makes them exact).
     """
-    from .parallel import cumulative_affine, cumulative_products
+    from .chain import Chain
+    from .parallel import cumulative_products
 
-    free = np.asarray(free, dtype=np.int32)
-    held = np.asarray([i for i in range(6) if i not in set(free.tolist())], dtype=np.int32)
-    active = np.asarray([i for i in range(6) if i not in set(passive)], dtype=np.int32)
-    active_free = np.asarray([i for i in free if i not in set(passive)], dtype=np.int32)
-    eye = jnp.eye(len(free))
-
-    def residuals(z, f):
-        return f - jnp.concatenate([z[1:], z[:1]])
+    chain = Chain(n_steps, tuple(int(i) for i in free), tuple(passive))
+    held = chain.held
+    residuals, linear_solve, solve_prefix = chain.residuals, chain.linear_solve, chain.solve_prefix
 
     def error(z, f, vfix):
-        r = residuals(z, f)
-        err = jnp.max(jnp.abs(r[-1][active_free])) if len(active_free) else jnp.zeros(())
-        if n_steps > 1:
-            err = jnp.maximum(err, jnp.max(jnp.abs(r[:-1][:, active])))
-        if len(held):
-            err = jnp.maximum(err, jnp.max(jnp.abs(z[0][held] - vfix[held])))
-        return err
-
-    def linear_solve(e, r, dz0_held):
-        """``(dz, m)``: dz with dz[j+1] = e[j] dz[j] + r[j], dz[0][free] = (e[-1] dz[-1] +
-        r[-1])[free], and the products ``m[j] = e[j] ... e[0]``."""
-        m, c = cumulative_affine(e, r)
-        return solve_prefix(m, c, dz0_held), m
-
-    def solve_prefix(m, c, dz0_held):
-        """`linear_solve` from the prefix compositions ``(m, c)`` of the chain."""
-        mn, cn = m[-1], c[-1]
-        b = -cn[free]
-        if len(held):
-            b = b - mn[free][:, held] @ dz0_held
-        du = jnp.linalg.solve(mn[free][:, free] - eye, b)
-        dz0 = jnp.zeros(6, dtype=m.dtype).at[free].set(du, unique_indices=True)
-        if len(held):
-            dz0 = dz0.at[held].set(dz0_held, unique_indices=True)
-        after = jnp.einsum("nij,j->ni", m, dz0) + c
-        return jnp.concatenate([dz0[None], after[:-1]])
+        return chain.error(z, f, vfix)
 
     def newton(table, vfix):
         z0 = jnp.broadcast_to(vfix, (n_steps, 6))

@@ -6,6 +6,8 @@ Both are pure functions of the parameter table (see `jacc.engine.tracker`), so
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -60,3 +62,18 @@ def has_rf(spec: LineSpec, table) -> bool:
     """Whether any RF cavity has a nonzero voltage (concrete tables only)."""
     t = np.asarray(table)
     return any(np.any(t[rows, col] != 0.0) for rows, col in rf_columns(spec) if len(rows))
+
+
+def rf_off_spec(spec: LineSpec) -> LineSpec:
+    """The line with its RF cavities modelled without their kick, for optics that set
+    their voltage to zero (`rf_off`): a smaller program for the same map. The table, its
+    layout and `rf_columns` are unchanged."""
+    from jacc.physics.rfcavity import without_kick
+
+    kernels = []
+    for ks in spec.kernels:
+        if ks.kind == "RFCavity" and ks.physics is not None:
+            physics, method = without_kick(ks.physics, ks.method)
+            ks = dataclasses.replace(ks, physics=physics, method=method)
+        kernels.append(ks)
+    return dataclasses.replace(spec, kernels=tuple(kernels))

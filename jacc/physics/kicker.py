@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jacc.physics.base import DriftKick, ElementPhysics
 from jacc.physics.drift import drift_matrix, exact_drift, expanded_drift
 
-__all__ = ["Kicker", "XSUITE_DEFAULTS"]
+__all__ = ["Kicker", "ThinKicker", "XSUITE_DEFAULTS"]
 
 
 class Kicker(ElementPhysics):
@@ -47,6 +47,24 @@ class Kicker(ElementPhysics):
         xa, ya = p["xangle"], p["yangle"]
         zero = jnp.zeros_like(xa)
         return jnp.stack([half * xa, xa, half * ya, ya, zero, zero])
+
+    def simplify(self, method, constants):
+        # A zero-length corrector's drifts are the identity: its map is the kick alone
+        # (a structural fact, like Xsuite's thin/thick distinction, not a value that an
+        # operator changes).
+        if constants.get("l") == 0.0 and isinstance(method, DriftKick):
+            return ThinKicker(exact_drift=self.exact_drift), method
+        return self, method
+
+
+class ThinKicker(Kicker):
+    """`Kicker` of zero length: the kick alone (its drifts would be the identity)."""
+
+    def drift(self, p, x, frac, ref):
+        return x
+
+    def simplify(self, method, constants):
+        return self, method
 
 
 # Xsuite 0.118 importer: (h/v)kicker and kicker become ``Multipole(knl=[-hkick],

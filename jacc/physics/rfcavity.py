@@ -20,11 +20,11 @@ from typing import ClassVar
 import equinox as eqx
 import jax.numpy as jnp
 
-from jacc.physics.base import DriftKick, ElementPhysics
+from jacc.physics.base import DriftKick, ElementPhysics, Flow
 from jacc.physics.drift import drift_matrix, exact_drift, expanded_drift
 from jacc.physics.trig import sincos
 
-__all__ = ["RFCavity", "XSUITE_DEFAULTS"]
+__all__ = ["RFCavity", "RFCavityOff", "XSUITE_DEFAULTS", "without_kick"]
 
 C_LIGHT = 299792458.0  # [m/s], exact
 _TWO_PI = 2.0 * math.pi
@@ -67,6 +67,24 @@ class RFCavity(ElementPhysics):
         dt = 0.5 * p["l"] / (ref.beta0 * ref.gamma0) ** 2 * dpt
         zero = jnp.zeros_like(dpt)
         return jnp.stack([zero, zero, zero, zero, dt, dpt])
+
+
+class RFCavityOff(RFCavity):
+    """`RFCavity` at zero voltage: its drift over the whole length (the kick is the identity)."""
+
+    has_kick: ClassVar[bool] = False
+
+    def kick(self, p, x, frac, ref):
+        return x
+
+
+def without_kick(physics, method):
+    """``(physics, method)`` of a cavity whose voltage is known to be zero (4D optics), or
+    the pair unchanged when it is not the drift-kick model of `RFCavity` (two half drifts
+    around a zero kick are one drift: the same map to rounding)."""
+    if type(physics) is RFCavity and isinstance(method, DriftKick):
+        return RFCavityOff(exact_drift=physics.exact_drift), Flow()
+    return physics, method
 
 
 # Xsuite 0.118 ``Cavity`` defaults: model "drift-kick-drift-expanded" (default_model 6),

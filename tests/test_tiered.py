@@ -1,0 +1,58 @@
+"""Tiered compilation (`jacc._tiered`): the quick and the optimised program agree, the
+optimised one replaces the quick one, and the mode is read from JACC_COMPILE."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jacc  # noqa: F401  (float64)
+from jacc._tiered import TieredJit, compile_mode
+
+
+def _fun(x, y):
+    for i in range(5):
+        x = jnp.sin(x) * y + jnp.cos(x * (i + 1))
+    return {"sum": jnp.sum(x), "x": x}
+
+
+ARGS = (jnp.linspace(0.0, 1.0, 7), jnp.asarray(0.3))
+
+
+@pytest.mark.parametrize("mode", ["tiered", "fast", "optimized"])
+def test_each_mode_gives_the_jitted_result(mode):
+    f = TieredJit(_fun, mode=mode)
+    ref = jax.jit(_fun)(*ARGS)
+    out = f(*ARGS)
+    f.wait()
+    again = f(*ARGS)
+    for o in (out, again):
+        # XLA's optimisation level may reassociate nothing here (no fast math): rounding only
+        np.testing.assert_allclose(np.asarray(o["x"]), np.asarray(ref["x"]), rtol=1e-14, atol=1e-15)
+
+
+def test_optimised_program_replaces_the_quick_one():
+    f = TieredJit(_fun, mode="tiered")
+    f(*ARGS)
+    (entry,) = f._entries.values()
+    assert f.wait(timeout=120)
+    f(*ARGS)
+    assert entry.program is not entry.first
+    assert entry.thread is not None and not entry.thread.is_alive()
+
+
+def test_new_shapes_compile_a_new_program():
+    f = TieredJit(_fun, mode="fast")
+    f(*ARGS)
+    f(jnp.linspace(0.0, 1.0, 9), jnp.asarray(0.3))
+    assert len(f._entries) == 2
+    f(jnp.linspace(0.0, 2.0, 9), jnp.asarray(0.5))  # values only: no new program
+    assert len(f._entries) == 2
+
+
+def test_compile_mode_from_the_environment(monkeypatch):
+    monkeypatch.setenv("JACC_COMPILE", "Fast")
+    assert compile_mode() == "fast"
+    monkeypatch.setenv("JACC_COMPILE", "sometimes")
+    with pytest.raises(ValueError, match="JACC_COMPILE must be one of"):
+        compile_mode()
