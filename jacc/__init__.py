@@ -1,11 +1,18 @@
 """JACC: JAX for ACCelerators, a differentiable accelerator-physics core.
 
-Importing ``jacc`` enables float64 in JAX: physics is computed in double precision.
+Importing ``jacc`` enables float64 in JAX: physics is computed in double precision. It
+also turns on JAX's persistent compilation cache (``JACC_COMPILATION_CACHE``: a folder, or
+``off``; see ``jacc._cache``), so that a new process reuses the programs an earlier one
+compiled.
 """
 
 import jax as _jax
 
+from . import _cache
+
 _jax.config.update("jax_enable_x64", True)
+# before any submodule compiles anything
+_cache.enable()
 
 from .lattice import *  # noqa: E402,F401,F403
 from .lattice import Knob, Lattice, LatticeError, Line, PhysicsWarning  # noqa: E402,F401
