@@ -3,7 +3,11 @@ import pathlib
 
 import pytest
 
-import jax
+# Optics programs compile once, quick (no background optimisation, see jacc._tiered):
+# the suite is dominated by compilation, and its programs run for milliseconds.
+os.environ.setdefault("JACC_COMPILE", "fast")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 

@@ -20,8 +20,7 @@ from jacc.engine.compiler import LineSpec
 from jacc.engine.kernels import make_single
 
 
-def make_steps(spec: LineSpec, *, with_jacobian: bool = True, passive_t: bool = False,
-               jets: bool = False):
+def make_steps(spec: LineSpec, *, with_jacobian: bool = True, passive_t: bool = False):
     """``steps(table, Z) -> F`` or ``(F, E)``: every scan step's map at its own input.
 
     ``Z[j]`` is the input of step ``j``; ``F[j]`` its output (n_steps, 6) and ``E[j]`` its
@@ -29,9 +28,12 @@ def make_steps(spec: LineSpec, *, with_jacobian: bool = True, passive_t: bool = 
 
     ``passive_t``: no output depends on ``t`` (RF off), so the ``t`` column of ``E`` is the
     unit vector and is not differentiated for (one derivative direction less).
-    ``jets``: ``steps(table, Z, dZ) -> (F, E, dF, dE)``, also the derivatives of ``F`` and
-    ``E`` along ``dZ`` (second derivatives of the maps: chromatic optics), from one
-    forward-mode pass; a program that needs both uses this one instance alone.
+
+    One program holding the Newton loop's ``(F, E)`` and the chromatic pass's derivative of
+    both along the dispersion (a second instance of each kernel) was measured against one
+    holding a single "jet" ``(F, E, dF, dE)`` used in every Newton step: the same compiled
+    size (IOTA: 34k against 32k instructions), since the jet contains the first-order maps,
+    and 1.8x the run time, since every Newton step then pays for second derivatives.
     """
     kidx = np.asarray(spec.kernel_index)
     groups = []
@@ -59,22 +61,15 @@ def make_steps(spec: LineSpec, *, with_jacobian: bool = True, passive_t: bool = 
             jac = jnp.zeros((6, 6), out.dtype).at[:, active].set(jac5).at[4, 4].set(1.0)
             return out, jac
 
-        if not jets:
-            return jax.vmap(value_and_jac)
-
-        def jet(prow, z, dz):
-            (f, e), (df, de) = jax.jvp(lambda z_: value_and_jac(prow, z_), (z,), (dz,))
-            return f, e, df, de
-
-        return jax.vmap(jet)
+        return jax.vmap(value_and_jac)
 
     mapped = [(rows, one(single)) for rows, single in groups]
 
-    def steps(table, z, *dz):
-        outs = [f(table[rows], z[rows], *(d[rows] for d in dz)) for rows, f in mapped]
+    def steps(table, z):
+        outs = [f(table[rows], z[rows]) for rows, f in mapped]
         if not with_jacobian:
             return jnp.concatenate(outs)[inverse]
-        return tuple(jnp.concatenate([o[i] for o in outs])[inverse] for i in range(len(outs[0])))
+        return tuple(jnp.concatenate([o[i] for o in outs])[inverse] for i in range(2))
 
     return steps
 

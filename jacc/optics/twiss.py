@@ -1,12 +1,11 @@
 """Twiss by automatic differentiation: periodic (rings, 4D and 6D) and from initial conditions.
 
-Everything comes from the element maps evaluated side by side at the orbit (`parallel`):
-their Jacobians give the transfer matrix to every element; with chromaticity, one
-"jet" of the maps (`jets`) also gives the derivatives along the orbit's momentum
-derivative, that is the dispersion, the derivative of every transfer matrix
-(chromaticity, Montague functions, chromatic phase) and, with the implicit second
-derivative of the orbit, the second-order dispersion. No finite differences. Rings and
-lines share the solver: a line is a chain whose start is held (`chain.Chain`).
+One pass of the line gives everything. At the closed orbit ``v0`` (differentiable, see
+`closed_orbit`), ``jax.jacfwd`` of the single-particle line function gives the transfer
+matrix to every element, and one ``jax.jvp`` of that pass in ``delta`` (through the
+closed-orbit solve) gives the dispersion (the derivative of the orbit), the derivative of
+every transfer matrix (chromaticity, Montague functions, chromatic phase) and, with the
+implicit second derivative of the orbit, the second-order dispersion. No finite differences.
 
 Dispersion is per ``delta = dp/p0`` (MAD-X's is per ``pt``: ``D_delta = D_pt dpt/ddelta``,
 ``dpt/ddelta = beta0`` on momentum); chromaticity is ``dQ/ddelta``.
@@ -23,9 +22,7 @@ from jacc.engine.compiler import LineSpec
 from jacc.engine.tracker import make_line_states
 from jacc.particles import delta_from_pt, pt_from_delta
 
-from .chain import Chain
 from .closed_orbit import ClosedOrbitOptions, make_periodic_orbit
-from .jets import make_orbit_jets
 from .lattice_functions import c_minus, dispersion_from_w, mode_functions, montague
 from .normal_form import normal_form_4d, normal_form_6d
 from .one_turn import rf_off, rf_off_spec
@@ -147,39 +144,29 @@ def _make_core(spec: LineSpec, *, periodic: bool, method: str, opts: ClosedOrbit
     steps_fe = make_steps(spec, passive_t=True)
     steps_f = make_steps(spec, with_jacobian=False)
     solve = make_periodic_orbit(steps_fe, steps_f, spec.n_steps, (0, 1, 2, 3), opts, passive=(4,))
-    chain = Chain(spec.n_steps, (0, 1, 2, 3) if periodic else (), passive=(4,))
-    solve_jets = make_orbit_jets(make_steps(spec, passive_t=True, jets=True), chain, opts)
     beta0, gamma0 = spec.ref.beta0, spec.ref.gamma0
     rows_idx = np.concatenate([[0], np.asarray(spec.placement_step, dtype=np.int64)])
     names = (f"{name}$start",) + tuple(spec.names)
     s = jnp.asarray(np.concatenate([[spec.s0], np.asarray(spec.s_end)]))
     length = float(spec.length)
 
-    def orbit(table, delta0, iv):
-        """Orbit, outputs and Jacobians at every step, and their products (first order)."""
-        pt = pt_from_delta(delta0, beta0)
+    def orbit(table, delta0, iv, eps):
+        """Orbit at every step's entrance at delta0 + eps (eps: the differentiation variable)."""
+        pt = pt_from_delta(delta0 + eps, beta0)
         z = jnp.zeros_like(pt)
         if periodic:
             po = solve(table, jnp.stack([z, z, z, z, z, pt]))
             return (po.z, po.f, po.e, po.m), (po.converged, po.residual)
-        v = jnp.stack([iv[8], iv[9], iv[10], iv[11], z, pt])
+        v = jnp.stack([iv[8] + iv[4] * eps, iv[9] + iv[5] * eps, iv[10] + iv[6] * eps,
+                       iv[11] + iv[7] * eps, z, pt])
         st = line_states(table, v)[1]
         zs = jnp.concatenate([v[None], st[:-1]])
         f, e = steps_fe(table, zs)
         return (zs, f, e, cumulative_products(e)), (jnp.asarray(True), jnp.asarray(0.0))
 
-    def chromatic_orbit(table, delta0, iv):
-        """Orbit, transfer matrices and their delta derivatives (one jet program)."""
-        pt = pt_from_delta(delta0, beta0)
-        dpt = _pt_derivatives(delta0, beta0)[0]
-        z = jnp.zeros_like(pt)
-        if periodic:
-            vfix, wfix = jnp.stack([z, z, z, z, z, pt]), jnp.stack([z, z, z, z, z, dpt])
-        else:
-            vfix = jnp.stack([iv[8], iv[9], iv[10], iv[11], z, pt])
-            wfix = jnp.stack([iv[4], iv[5], iv[6], iv[7], z, dpt])
-        oj = solve_jets(table, vfix, wfix)
-        return (oj.z[0], oj.f, oj.m), (oj.dz[0], oj.df, oj.dm), (oj.converged, oj.residual)
+    def first_order(table, delta0, iv, eps):
+        (zs, f, _, m), status = orbit(table, delta0, iv, eps)
+        return (zs[0], f, m), status
 
     def w_start(m_end4, iv):
         if periodic:
@@ -197,10 +184,13 @@ def _make_core(spec: LineSpec, *, periodic: bool, method: str, opts: ClosedOrbit
         table = rf_off(spec, table)
         delta0 = jnp.asarray(delta0, dtype=float)
         iv = jnp.asarray(init_vec, dtype=float)
+        zero = jnp.zeros_like(delta0)
         if chrom:
-            (v0, st, jac), (w, dst, djac), (conv, res) = chromatic_orbit(table, delta0, iv)
+            (v0, st, jac), (w, dst, djac), (conv, res) = jax.jvp(
+                lambda e: first_order(table, delta0, iv, e), (zero,), (jnp.ones_like(zero),),
+                has_aux=True)
         else:
-            (zs, st, e, jac), (conv, res) = orbit(table, delta0, iv)
+            (zs, st, e, jac), (conv, res) = orbit(table, delta0, iv, zero)
             dpt = _pt_derivatives(delta0, beta0)[0]
             if periodic:  # the implicit derivative of the orbit, with the converged e
                 dzs = solve.solve_prefix(jac, jnp.zeros_like(zs), jnp.stack([jnp.zeros_like(dpt), dpt]))

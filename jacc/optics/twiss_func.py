@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import equinox as eqx
@@ -10,17 +11,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jacc._tiered import TieredJit
 from jacc.engine import TrackingEngine
+from jacc.engine.cache import compiled_line, default_preset
 from jacc.engine.compiler import LineSpec
+from jacc.engine.presets import Preset
 from jacc.engine.tracker import table_from_dynamic
 
 from .closed_orbit import ClosedOrbitOptions
 from .one_turn import has_rf
 from .result import TwissStatus, TwissTable
-from .twiss import TwissInit, make_twiss_core
+from .twiss import INIT_FIELDS, TwissInit, make_twiss_core
 
 METHODS = ("4d", "6d")
 _CACHE: dict = {}
+_LAYOUTS: dict = {}  # line token -> layout template
+_RING_INIT: list = []
 _TRACES = {"count": 0}
 _DRAWN = ("Quadrupole", "SBend", "RBend", "Sextupole", "Octupole", "Solenoid", "RFCavity",
           "Multipole", "HKicker", "VKicker", "HVCorrector", "NonlinearLens", "DipoleEdge")
@@ -51,6 +57,26 @@ def _options(options) -> TwissOptions:
                     f"got {type(options).__name__}")
 
 
+_DEFAULT_OPTIONS: list = []
+
+
+def _options_key(options) -> TwissOptions | None:
+    """`_options`, with the default options as None (a cheap program-cache key)."""
+    if options is None:
+        return None
+    opts = _options(options)
+    if not _DEFAULT_OPTIONS:
+        _DEFAULT_OPTIONS.append(TwissOptions())
+    return None if opts == _DEFAULT_OPTIONS[0] else opts
+
+
+def _with_layout(tw: TwissTable, lay: tuple) -> TwissTable:
+    """``tw`` with its static ``layout`` set (a shallow copy: the columns are not converted again)."""
+    out = copy.copy(tw)
+    object.__setattr__(out, "layout", lay)
+    return out
+
+
 def _check(method, init, delta0):
     if method not in METHODS:
         raise ValueError(f"twiss: method must be one of {METHODS}, got {method!r}")
@@ -65,8 +91,13 @@ def _check(method, init, delta0):
 def init_vector(init: TwissInit | None):
     """The 14 initial values the core reads (a unit placeholder for rings)."""
     if init is None:
-        return TwissInit().vector()
-    return init.vector()
+        if not _RING_INIT:  # built once: a ring's placeholder never changes
+            _RING_INIT.append(np.asarray(TwissInit().vector()))
+        return _RING_INIT[0]
+    try:
+        return np.array([float(getattr(init, k)) for k in INIT_FIELDS])
+    except (TypeError, jax.errors.ConcretizationTypeError):  # traced fields
+        return init.vector()
 
 
 def layout(spec: LineSpec) -> tuple:
@@ -75,25 +106,44 @@ def layout(spec: LineSpec) -> tuple:
     ``sign`` is the sign of a quadrupole's ``k1`` (or a sextupole's ``k2``, a bend's
     ``angle``) in the compiled table; 0 when it has none.
     """
+    return _layout(spec, _layout_template(spec))
+
+
+def _layout_template(spec: LineSpec):
+    """What `layout` needs besides the table: drawn placements, their s, and the table
+    cell holding each one's sign (row -1: none). The same for every table of a line."""
     s_end = np.asarray(spec.s_end)
     s_start = np.concatenate([[spec.s0], s_end[:-1]])
     steps = np.asarray(spec.placement_step)
     step_pl = np.asarray(spec.step_placement)
     field = {"Quadrupole": "k1", "Sextupole": "k2", "SBend": "angle", "RBend": "angle"}
-    out = []
+    items, rows, cols = [], [], []
     for i, kind in enumerate(spec.element_types):
         if kind not in _DRAWN:
             continue
-        sign = 0.0
+        row = col = -1
         j = steps[i] - 1
         if kind in field and j >= 0 and step_pl[j] == i:
-            col = 0
+            c = 0
             for f, n in spec.kernels[spec.kernel_index[j]].layout:
                 if f == field[kind]:
-                    sign = float(np.sign(spec.table[j, col]))
-                col += n
-        out.append((kind, float(s_start[i]), float(s_end[i]), sign))
-    return tuple(out)
+                    row, col = j, c
+                c += n
+        items.append((kind, float(s_start[i]), float(s_end[i])))
+        rows.append(row)
+        cols.append(col)
+    return tuple(items), np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64), {}
+
+
+def _layout(spec: LineSpec, template) -> tuple:
+    items, rows, cols, last = template
+    table = np.asarray(spec.table)
+    signs = np.where(rows >= 0, np.sign(table[rows, cols]) if table.size else 0.0, 0.0)
+    if last.get("signs") is not None and np.array_equal(last["signs"], signs):
+        return last["layout"]
+    out = tuple((kind, s0, s1, float(sg)) for (kind, s0, s1), sg in zip(items, signs))
+    last["signs"], last["layout"] = signs, out
+    return out
 
 
 def make_twiss_func(engine: TrackingEngine, spec: LineSpec, *, method: str = "4d",
@@ -126,14 +176,15 @@ def trace_count() -> int:
     return _TRACES["count"]
 
 
-def _compiled(spec: LineSpec, engine: TrackingEngine, method: str, periodic: bool, opts: TwissOptions,
+def _compiled(spec: LineSpec, token: int, method: str, periodic: bool, opts: TwissOptions | None,
               name: str):
-    key = (spec.signature, spec.ref, type(engine.model), repr(engine.model.models), method, periodic,
-           opts, name)
+    """The jitted optics program of the line ``token`` names (``opts`` None: the defaults)."""
+    key = (token, spec.ref, method, periodic, opts, name)
     fn = _CACHE.get(key)
     if fn is None:
-        core = make_twiss_core(spec, periodic=periodic, method=method, opts=opts.closed_orbit,
-                               chrom=opts.chrom, name=name)
+        o = TwissOptions() if opts is None else opts
+        core = make_twiss_core(spec, periodic=periodic, method=method, opts=o.closed_orbit,
+                               chrom=o.chrom, name=name)
 
         def traced(table, delta0, iv):
             _TRACES["count"] += 1  # runs once per compilation, never on cached calls
@@ -171,16 +222,24 @@ def twiss(lat, rp, method: str = "4d", *, init: TwissInit | None = None, delta0:
         ``return_status``); method '6d' without RF voltage.
     """
     _check(method, init, delta0)
-    opts = _options(options)
-    engine = TrackingEngine(lat, rp, model, specialise=False)
-    spec = engine.spec
-    table = table_from_dynamic(spec, {k: jnp.asarray(v) for k, v in spec.dynamic_init.items()})
-    if method == "6d" and not has_rf(spec, table):
+    opts = _options_key(options)
+    preset = default_preset() if model is None else model
+    if not isinstance(preset, Preset):
+        raise TypeError(f"twiss: model must be a preset such as jacc.Xsuite(), got {preset!r}")
+    if not hasattr(rp, "reference"):
+        raise TypeError(f"twiss: rp must be a jacc.ReferenceParticle, got {type(rp).__name__}")
+    line = compiled_line(lat, rp.reference(), preset, specialise=False)
+    spec = line.spec
+    if method == "6d" and not has_rf(spec, spec.table):
         raise ValueError(f"twiss(method='6d'): '{lat.name}' has no RF cavity with nonzero voltage; "
                          "use method='4d'")
-    fn = _compiled(spec, engine, method, init is None, opts, lat.name)
-    tw, status = fn(table, jnp.asarray(delta0, float), init_vector(init))
-    tw = dataclasses.replace(tw, layout=layout(spec))
+    fn = _compiled(spec, line.token, method, init is None, opts, lat.name)
+    d0 = np.float64(delta0) if isinstance(delta0, (int, float, np.floating)) else jnp.asarray(delta0, float)
+    tw, status = fn(spec.table, d0, init_vector(init))
+    template = _LAYOUTS.get(line.token)
+    if template is None:
+        template = _LAYOUTS[line.token] = _layout_template(spec)
+    tw = _with_layout(tw, _layout(spec, template))
     if return_status:
         return tw, status
     if not bool(status.converged):
