@@ -25,6 +25,34 @@ def single_thread_jax() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def cold_compilation() -> None:
+    """Leave JACC's persistent compilation cache off (must run before jacc is imported).
+
+    Benchmarks report compile times and first calls: they measure compilation, not a disk
+    cache filled by an earlier run. A ``JACC_COMPILATION_CACHE`` set by the caller is kept.
+    """
+    os.environ.setdefault("JACC_COMPILATION_CACHE", "off")
+
+
+def peer_call(results: dict, key: str, fn, *args, failure: str = "failed", **kwargs):
+    """``fn(*args, **kwargs)`` for a peer code (xtrack, MAD-X, Cheetah) that may raise.
+
+    A peer's failure is one of the benchmark's results, not the end of it: an exception is
+    recorded as ``"<failure>: <type>: <message>"`` in ``results[key]``, printed, and None is
+    returned; the caller goes on without that peer. A success records ``"ok"`` unless an
+    earlier call already recorded a failure under ``key``.
+    """
+    try:
+        out = fn(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001 - whatever the peer raises is reported
+        msg = f"{failure}: {type(err).__name__}: {err}".strip()
+        results[key] = msg
+        print(f"{key}: {msg.splitlines()[0][:300]}")
+        return None
+    results.setdefault(key, "ok")
+    return out
+
+
 def best_time(fn, repeat: int = 5, min_time: float = 0.2) -> float:
     """Best wall time of ``fn()`` [s] over ``repeat`` rounds (each at least ``min_time``)."""
     best = float("inf")
@@ -53,6 +81,14 @@ def paired_times(fa, fb, rounds: int = 5, min_time: float = 0.2):
         tb.append(best_time(fb, repeat=1, min_time=min_time))
     ratios = sorted(b / a for a, b in zip(ta, tb))
     return min(ta), min(tb), ratios[len(ratios) // 2]
+
+
+def madx_rf_off(madx, seq) -> None:
+    """Set every RF cavity's voltage to zero in a cpymad instance (4D optics on all sides)."""
+    for name, el in madx.elements.items():
+        if el.base_type.name == "rfcavity":
+            madx.input(f"{name}, volt = 0;")
+    madx.use(sequence=seq)
 
 
 def load_madx(path):

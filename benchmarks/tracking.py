@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from common import (DEFAULT_FODO, best_time, load_madx, machine, paired_times, print_table,
-                    single_thread_jax, write_json, xtrack_line)
+from common import (DEFAULT_FODO, best_time, cold_compilation, load_madx, machine, paired_times, peer_call,
+                    print_table, single_thread_jax, write_json, xtrack_line)
 
 single_thread_jax()
+cold_compilation()
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -72,47 +73,77 @@ def turns_for(n: int, n_turns: int) -> int:
     return max(1, min(n_turns, (10000 * n_turns) // n))
 
 
-def throughput(lat, rp, madx, seq, sizes, turns, results, config="default models"):
-    n_el = len(lat)
-    preset, core = CONFIGS[config]
-    f, dyn, spec = jacc_tracker(lat, rp, preset())
+def built_line(madx, seq, rp, core=None):
+    """The xtrack line of the sequence, its bend core model set, tracker built."""
     line = xtrack_line(madx, seq, rp)
     if core is not None:
         line.configure_bend_model(core=core)
     line.build_tracker()
-    rows = []
+    return line
+
+
+def cheetah_probe(lat, rp, results):
+    """Cheetah's runner factory, or None with the reason in ``results["cheetah"]`` when
+    Cheetah is missing or cannot express the lattice."""
     try:
         from cheetah_peer import cheetah_runner
 
         cheetah_runner(lat, rp, particles(2), 1)
-        cheetah_ok, why = True, ""
     except (ImportError, NotImplementedError) as err:
-        cheetah_ok, why = False, str(err)
-        results["cheetah"] = f"not applicable: {why}"
+        results["cheetah"] = f"not applicable: {err}"
+        return None
+    return cheetah_runner
+
+
+def throughput(lat, rp, madx, seq, sizes, turns, results, config="default models"):
+    n_el = len(lat)
+    preset, core = CONFIGS[config]
+    f, dyn, spec = jacc_tracker(lat, rp, preset())
+    # peers that raise are recorded under these keys and left out of the rows that follow
+    xt_key = f"xtrack_status_{config.replace(' ', '_')}"
+    line = peer_call(results, xt_key, built_line, madx, seq, rp, core)
+    cheetah_runner = peer_call(results, "cheetah", cheetah_probe, lat, rp, results)
+    cheetah_ok = cheetah_runner is not None
+    rows = []
     for n in sizes:
         n_turns = turns_for(n, turns)
         x = particles(n)
         xj = jnp.asarray(x)
         out = f(dyn, xj, n_turns)
         jax.block_until_ready(out)
-        run = xtrack_track(line, x, rp, n_turns)
-        p = run()
-        diff = float(np.max(np.abs(np.asarray(out.x) - xsuite_to_madx_particles(p, rp))))
-        # JACC and xtrack timed in alternation: the ratio is the median over the rounds
-        tj, tx, ratio = paired_times(lambda: jax.block_until_ready(f(dyn, xj, n_turns)), run, rounds=3)
-        rate_j = n * n_turns * n_el / tj
-        rate_x = n * n_turns * n_el / tx
-        entry = {"n_particles": n, "n_turns": n_turns, "jacc_particle_element_per_s": rate_j,
-                 "xtrack_particle_element_per_s": rate_x, "ratio": ratio, "max_abs_diff": diff}
-        row = [n, n_turns, rate_j, rate_x, ratio, diff]
+
+        def run_jacc():
+            return jax.block_until_ready(f(dyn, xj, n_turns))
+
+        entry = {"n_particles": n, "n_turns": n_turns}
+        timed = None
+        if line is not None:
+            run = xtrack_track(line, x, rp, n_turns)
+            p = peer_call(results, xt_key, run)
+            if p is not None:
+                entry["max_abs_diff"] = float(np.max(np.abs(np.asarray(out.x) - xsuite_to_madx_particles(p, rp))))
+                # JACC and xtrack timed in alternation: the ratio is the median over the rounds
+                timed = peer_call(results, xt_key, paired_times, run_jacc, run, rounds=3)
+        if timed is not None:
+            tj, tx, ratio = timed
+            entry.update({"xtrack_particle_element_per_s": n * n_turns * n_el / tx, "ratio": ratio})
+        else:
+            tj = best_time(run_jacc, repeat=3)
+            entry["ratio"] = results[xt_key]
+        entry["jacc_particle_element_per_s"] = n * n_turns * n_el / tj
+        row = [n, n_turns, entry["jacc_particle_element_per_s"], entry.get("xtrack_particle_element_per_s", "-"),
+               entry["ratio"] if timed is not None else "failed", entry.get("max_abs_diff", "-")]
         if cheetah_ok and n <= 10000:
             runc = cheetah_runner(lat, rp, x, n_turns)
-            xc = runc()
-            tc = best_time(runc, repeat=2)
-            dc = float(np.max(np.abs(np.asarray(out.x)[:, :4] - xc[:, :4])))
-            entry.update({"cheetah_particle_element_per_s": n * n_turns * n_el / tc,
-                          "ratio_vs_cheetah": tc / tj, "cheetah_max_abs_diff_transverse": dc})
-            row += [tc / tj, dc]
+            xc = peer_call(results, "cheetah", runc)
+            if xc is not None:
+                tc = best_time(runc, repeat=2)
+                dc = float(np.max(np.abs(np.asarray(out.x)[:, :4] - xc[:, :4])))
+                entry.update({"cheetah_particle_element_per_s": n * n_turns * n_el / tc,
+                              "ratio_vs_cheetah": tc / tj, "cheetah_max_abs_diff_transverse": dc})
+                row += [tc / tj, dc]
+            else:
+                row += ["failed", "-"]
         elif cheetah_ok:
             row += ["-", "-"]
         rows.append(row)
@@ -124,7 +155,7 @@ def throughput(lat, rp, madx, seq, sizes, turns, results, config="default models
     print_table(f"Tracking {seq} ({n_el} elements, one thread, {config}: "
                 f"JACC {type(preset()).__name__}(), xtrack bend core {core or 'default'})", header, rows)
     if not cheetah_ok:
-        print(f"Cheetah: {why}")
+        print(f"Cheetah: {results.get('cheetah')}")
     at_1e4 = [r for r in results[f"throughput_{config.replace(' ', '_')}"] if r["n_particles"] == 10000]
     if at_1e4 and config == "default models":
         results["throughput_ratio_vs_xtrack"] = at_1e4[0]["ratio"]
