@@ -8,17 +8,30 @@ answers with it, while a background thread (XLA releases Python's lock while it
 compiles) builds the optimised program, which replaces the quick one as soon as it is
 ready. Both land in JAX's persistent compilation cache when it is on.
 
+With a persistent cache folder (`jacc._cache`) and a ``persist_key`` (a text naming the
+program across processes: the lattice structure and options), the traced program is
+also kept, exported with ``jax.export`` beside the cache: a new process then skips
+tracing and lowering (seconds for an optics program), and its compilations are cache
+hits; once the optimised program has been compiled and cached, a new process takes it
+directly. The function's outputs must then be standard containers (dicts, tuples,
+lists) of arrays.
+
 ``JACC_COMPILE`` selects the behaviour for the whole process:
 
-- ``tiered`` (default): as above;
+- ``tiered`` (default): as above (a process that ends while the optimised program is
+  being compiled waits for it to finish);
 - ``fast``: the quick program only (test suites, short scripts: no background work);
 - ``optimized``: one optimised compilation, waited for (the plain ``jax.jit`` behaviour).
 """
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import os
+import pathlib
 import threading
+import weakref
 from typing import Callable
 
 import jax
@@ -37,6 +50,39 @@ def compile_mode() -> str:
     return mode
 
 
+_PENDING: "weakref.WeakSet[threading.Thread]" = weakref.WeakSet()
+
+
+@atexit.register
+def _join_pending() -> None:
+    # A thread still inside XLA's compiler when the interpreter finalises aborts the
+    # process: a process that ends while an optimised program compiles waits for it
+    # (the program then is in the persistent cache for the next process).
+    for thread in list(_PENDING):
+        thread.join()
+
+
+def _store_path(persist_key: str | None, signature) -> pathlib.Path | None:
+    """Where the exported program of ``persist_key`` and this argument signature is kept,
+    or None (no key, or no persistent cache)."""
+    folder = jax.config.jax_compilation_cache_dir
+    if persist_key is None or not folder:
+        return None
+    text = repr((persist_key, signature, jax.__version__, jax.default_backend(), FAST_OPTIONS))
+    name = hashlib.sha256(text.encode()).hexdigest()[:32]
+    path = pathlib.Path(folder) / "jacc-exported"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path / f"{name}.jaxexport"
+
+
+def _marked(store: pathlib.Path | None) -> bool:
+    """Whether the optimised program of ``store`` has been compiled (and so cached)."""
+    return store is not None and store.with_suffix(".optimized").exists()
+
+
 class _Entry:
     """The programs of one argument signature."""
 
@@ -53,11 +99,14 @@ class TieredJit:
     Args:
         fun: the function to compile (positional array arguments, pytrees allowed).
         mode: ``"tiered"``, ``"fast"`` or ``"optimized"``; None reads ``JACC_COMPILE``.
+        persist_key: names the program across processes (see the module); None: the
+            program lives in this process only.
     """
 
-    def __init__(self, fun: Callable, mode: str | None = None):
+    def __init__(self, fun: Callable, mode: str | None = None, persist_key: str | None = None):
         self._jit = jax.jit(fun)
         self._mode = mode
+        self._persist_key = persist_key
         self._entries: dict = {}
         self._lock = threading.Lock()
 
@@ -76,25 +125,54 @@ class TieredJit:
         return entry.program(*args)
 
     def _compile(self, key, args) -> _Entry:
-        lowered = self._jit.lower(*args)
+        store = _store_path(self._persist_key, key)
+        lowered = self._lower(store, args)
         mode = self.mode
-        if mode == "optimized":
-            entry = _Entry(lowered.compile())
+        if mode == "optimized" or (mode == "tiered" and _marked(store)):
+            entry = _Entry(lowered.compile())  # a cache hit when marked
         else:
             entry = _Entry(lowered.compile(compiler_options=FAST_OPTIONS))
             if mode == "tiered":
-                entry.thread = threading.Thread(target=self._optimise, args=(entry, lowered),
+                entry.thread = threading.Thread(target=self._optimise, args=(entry, lowered, store),
                                                 name="jacc-optimise", daemon=True)
+                _PENDING.add(entry.thread)
                 entry.thread.start()
         self._entries[key] = entry
         return entry
 
+    def _lower(self, store: pathlib.Path | None, args):
+        """The lowered program: from its exported form when one is stored (no tracing)."""
+        if store is None:
+            return self._jit.lower(*args)
+        exported = None
+        if store.exists():
+            try:
+                exported = jax.export.deserialize(bytearray(store.read_bytes()))
+            except Exception:  # unreadable or from another JAX: trace again
+                exported = None
+        if exported is None:
+            exported = jax.export.export(self._jit)(*args)
+            try:
+                tmp = store.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(exported.serialize())
+                tmp.replace(store)
+            except OSError:
+                pass  # a read-only cache: this process still runs
+        # the same module in every process: its compilations are persistent-cache hits
+        return jax.jit(exported.call).lower(*args)
+
     @staticmethod
-    def _optimise(entry: _Entry, lowered) -> None:
+    def _optimise(entry: _Entry, lowered, store: pathlib.Path | None) -> None:
         try:
             entry.optimized = lowered.compile()
         except Exception:  # the quick program stays in use
             entry.optimized = None
+            return
+        if store is not None:
+            try:
+                store.with_suffix(".optimized").touch()
+            except OSError:
+                pass
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the background compilations; True when every optimised program is in use

@@ -56,3 +56,35 @@ def test_compile_mode_from_the_environment(monkeypatch):
     monkeypatch.setenv("JACC_COMPILE", "sometimes")
     with pytest.raises(ValueError, match="JACC_COMPILE must be one of"):
         compile_mode()
+
+
+_CHILD = """
+import sys, time, jax, jax.numpy as jnp
+import jacc
+from jacc._tiered import TieredJit
+def fun(x, y):
+    for i in range(40):
+        x = jnp.sin(x) * y + jnp.cos(x * (i + 1))
+    return {"x": x, "s": jnp.sum(x)}
+f = TieredJit(fun, mode=sys.argv[1], persist_key="test-program")
+out = f(jnp.linspace(0.0, 1.0, 5), jnp.asarray(0.3))
+f.wait()
+print(repr(float(out["s"])), f._entries and type(next(iter(f._entries.values())).first).__name__)
+"""
+
+
+def test_exported_program_is_reused_by_a_new_process(tmp_path):
+    """With a cache folder, the first process exports the traced program and marks the
+    optimised one compiled; a second process reads it back and gives the same numbers."""
+    import subprocess
+    import sys
+
+    env = dict(__import__("os").environ, JACC_COMPILATION_CACHE=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", _CHILD, "tiered"], env=env, capture_output=True,
+                           text=True, timeout=300) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert runs[0].stdout.split()[0] == runs[1].stdout.split()[0]
+    store = tmp_path / "jacc-exported"
+    assert len(list(store.glob("*.jaxexport"))) == 1
+    assert len(list(store.glob("*.optimized"))) == 1
