@@ -31,6 +31,7 @@ bench: $(STAMP)
 	mkdir -p results
 	$(PY) benchmarks/tracking.py --json results/tracking.json
 	$(PY) benchmarks/optics.py --json results/optics.json
+	$(PY) benchmarks/latency.py --json results/latency.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info
