@@ -224,7 +224,8 @@ def test_watchpoint_modes_interval_and_buffer(proton):
 
 def test_one_record_per_period_when_placed_twice(proton):
     wp = ImpactXWatchpoint("w")
-    line = [impactx.elements.Drift(ds=1.0, name="d"), wp.element, impactx.elements.Drift(ds=1.0, name="d"), wp.element]
+    drift = impactx.elements.Drift(ds=1.0, name="d")
+    line = [drift, wp.element, drift, wp.element]
     track_impactx(line, proton, np.zeros((3, 6)), periods=3)
     np.testing.assert_array_equal(wp.periods, [0, 1, 2])
     wp.reset()

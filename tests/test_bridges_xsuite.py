@@ -70,8 +70,8 @@ def _w_steps(rp) -> dict:
     ``step_W_sigma`` sigmas of the normalised emittances ``nemitt_x/y`` (defaults 0.01 and
     1e-6 m): 4e-5 m for 2.5 MeV protons, whose truncation error (sextupoles, the nonlinear
     lens) shifts IOTA's tunes by 9e-9 and betas by 3e-6 relative after a nonlinear lens.
-    A geometric emittance of 1e-6 m and 1e-4 sigma leave 6e-11 in the tunes and 1e-10 in
-    the betas (measured; rounding grows as the displacement shrinks).
+    A geometric emittance of 1e-6 m and 1e-4 sigma leave 6e-11 in the tunes and 9e-10
+    relative in the betas (measured; rounding grows as the displacement shrinks).
     """
     bg = rp.beta0 * rp.gamma0
     return dict(nemitt_x=1e-6 * bg, nemitt_y=1e-6 * bg, step_W_sigma=1e-4)
@@ -80,7 +80,8 @@ def _w_steps(rp) -> dict:
 def _ring(lat, rp):
     cfg = XsuiteExporterConfig()
     line = XsuiteExporter(config=cfg).write_lattice(lat, rp)
-    return lat, rp, line, jacc.twiss(lat, rp, model=cfg.preset(), options=NO_CHROM), line.twiss4d(**_w_steps(rp))
+    tw = jacc.twiss(lat, rp, model=cfg.preset(), options=NO_CHROM)
+    return lat, rp, line, tw, line.twiss4d(**_w_steps(rp))
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,7 @@ def test_ring_optics_agree_with_jacc(request, name):
     assert abs(float(tw.qx) - ref.qx) < 1e-9 and abs(float(tw.qy) - ref.qy) < 1e-9
     rows = _exit_rows(lat, line)
     np.testing.assert_allclose(np.asarray(tw.s)[1:], ref.s[rows], rtol=0, atol=1e-9)
-    for col in ("betx", "bety"):  # measured 8e-10 relative on IOTA
+    for col in ("betx", "bety"):  # measured 9e-10 relative (IOTA, protons)
         np.testing.assert_allclose(np.asarray(getattr(tw, col))[1:], ref[col][rows], rtol=1e-8, err_msg=col)
 
 
@@ -137,7 +138,7 @@ def test_ring_one_pass_agrees_with_jacc(request, name):
     ref, state = xsuite_track(line, x, mass0=rp.mass0, q0=rp.charge, p0c=rp.p0c)
     np.testing.assert_array_equal(np.asarray(res.alive), state > 0)
     assert (state > 0).all()
-    # same models, double precision: rounding only (measured below 1e-13)
+    # same models, double precision: rounding only (measured 1.3e-13 m on the FODO ring)
     np.testing.assert_allclose(np.asarray(res.x), ref, rtol=0, atol=1e-12)
 
 
@@ -170,7 +171,7 @@ def test_every_element_type_one_pass(every, cfg):
     np.testing.assert_array_equal(np.asarray(res.alive), state > 0)
     assert 0.8 < np.mean(state > 0) < 1.0
     alive = state > 0
-    # rounding only: measured 6e-14 (defaults) and 1.4e-14
+    # rounding only: measured 5.5e-14 (defaults) and 3.3e-14
     np.testing.assert_allclose(np.asarray(res.x)[alive], ref[alive], rtol=0, atol=1e-12)
 
 
@@ -229,7 +230,8 @@ def test_reference_particle_and_apertures(every):
 
 def test_rigid_curved_misalignment_is_xtracks_own(every):
     """``curved_misalignment='xsuite'`` hands bend offsets to xtrack, which moves the curved
-    magnet rigidly: the exit differs from JACC's by about dx (1 - cos angle) ~ 2.5e-6 m."""
+    magnet rigidly: the exit differs from JACC's by about dx (1 - cos angle) ~ 2.5e-6 m
+    transversely, and its longitudinal offset dx sin(angle) shifts t (5e-4 m here)."""
     lat, rp = every
     cfg = XsuiteExporterConfig(curved_misalignment="xsuite")
     line = XsuiteExporter(config=cfg).write_lattice(lat, rp)
@@ -237,7 +239,7 @@ def test_rigid_curved_misalignment_is_xtracks_own(every):
     x = np.zeros((1, 6))
     res = jacc.track(lat, rp, x, n_turns=1, record=None)
     ref, _ = xsuite_track(line, x, mass0=rp.mass0, q0=rp.charge, p0c=rp.p0c)
-    assert 1e-8 < np.abs(np.asarray(res.x) - ref).max() < 1e-4
+    assert 1e-8 < np.abs(np.asarray(res.x) - ref)[:, :4].max() < 1e-5
 
 
 def test_elements_without_counterpart_raise():

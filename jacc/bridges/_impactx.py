@@ -13,10 +13,11 @@ Conventions (see `jacc.particles`): ImpactX's ``t`` and ``pt`` are MAD-X's with 
 flipped; roll angles are given to ImpactX in degrees; ``dx``, ``dy``, ``tilt`` + ``dtilt``
 become each element's ``dx``, ``dy``, ``rotation`` (shift, then roll: JACC's convention).
 Names: each placement keeps its name, made unique as xtrack's MAD-X import does
-(`jacc.bridges._names`); pieces a JACC element becomes several ImpactX elements for carry
-suffixes: ``_edge_entry``/``_edge_exit`` (bend faces), ``_drift_in``/``_drift_out`` (thick
-kickers and cavities), ``_drift`` (a thick monitor's length), ``_aper`` (an aperture),
-``_m<n>`` (orders of a thin multipole).
+(`jacc.bridges._names`). Where one JACC element becomes several ImpactX elements, the extra
+pieces carry suffixes: ``_edge_entry``/``_edge_exit`` (bend faces), ``_drift_in``/
+``_drift_out`` (thick kickers and cavities), ``_drift`` (a thick monitor's length), ``_aper``
+(an aperture); a thin multipole of several orders becomes ``<name>_m<n>``, one per order n
+(ImpactX counts from 1, the dipole).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jacc.lattice import Lattice
 from jacc.particles import ReferenceParticle
 
-from ._names import NameRegistry
+from ._names import NameRegistry, check_inputs
 from ._watchpoint import ImpactXWatchpoint, WatchpointConfig
 
 __all__ = ["ImpactXExporter", "ImpactXExporterConfig", "ImpactXLine"]
@@ -139,11 +140,7 @@ class ImpactXExporter:
 
     def write_lattice(self, lat: Lattice, rp: ReferenceParticle) -> ImpactXLine:
         """The ImpactX elements of ``lat`` for reference particle ``rp``, in order along s."""
-        if not isinstance(lat, Lattice):
-            raise TypeError(f"ImpactXExporter.write_lattice: lat must be a jacc.Lattice, got {type(lat).__name__}")
-        if not isinstance(rp, ReferenceParticle):
-            raise TypeError("ImpactXExporter.write_lattice: rp must be a jacc.ReferenceParticle, "
-                            f"got {type(rp).__name__}")
+        check_inputs("ImpactXExporter.write_lattice", lat, rp)
         from ._impactx_elements import convert
 
         out = ImpactXLine()

@@ -28,6 +28,17 @@ class NameRegistry:
         return name
 
 
+def check_inputs(who: str, lat, rp) -> None:
+    """TypeError naming ``who`` unless ``lat`` is a `jacc.Lattice` and ``rp`` a `ReferenceParticle`."""
+    from jacc.lattice import Lattice
+    from jacc.particles import ReferenceParticle
+
+    if not isinstance(lat, Lattice):
+        raise TypeError(f"{who}: lat must be a jacc.Lattice, got {type(lat).__name__}")
+    if not isinstance(rp, ReferenceParticle):
+        raise TypeError(f"{who}: rp must be a jacc.ReferenceParticle, got {type(rp).__name__}")
+
+
 def placement_names(lat) -> list[str]:
     """The unique exported name of every placement of ``lat``, in order along s.
 

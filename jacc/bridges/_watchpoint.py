@@ -124,12 +124,13 @@ class ImpactXWatchpoint:
 
     @property
     def centroids(self) -> np.ndarray:
-        """``(n_records, 6)`` centroids (modes ``centroid`` and ``parameter``)."""
-        key = "centroid" if self.config.mode == "centroid" else "mean"
-        if self.config.mode == "coordinate":
-            return np.stack([r["coordinates"].mean(axis=0) for r in self.records]) if self.records \
-                else np.zeros((0, 6))
-        return np.stack([r[key] for r in self.records]) if self.records else np.zeros((0, 6))
+        """``(n_records, 6)`` centroid of each record, whatever the mode."""
+        if not self.records:
+            return np.zeros((0, 6))
+        mode = self.config.mode
+        if mode == "coordinate":
+            return np.stack([r["coordinates"].mean(axis=0) for r in self.records])
+        return np.stack([r["centroid" if mode == "centroid" else "mean"] for r in self.records])
 
     def __repr__(self) -> str:
         return (f"ImpactXWatchpoint('{self.name}', mode={self.config.mode!r}, "

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jacc.lattice import Lattice
 from jacc.particles import ReferenceParticle
 
-from ._names import NameRegistry
+from ._names import NameRegistry, check_inputs
 
 __all__ = ["XsuiteExporter", "XsuiteExporterConfig"]
 
@@ -97,11 +97,7 @@ class XsuiteExporter:
         """
         import xtrack as xt
 
-        if not isinstance(lat, Lattice):
-            raise TypeError(f"XsuiteExporter.write_lattice: lat must be a jacc.Lattice, got {type(lat).__name__}")
-        if not isinstance(rp, ReferenceParticle):
-            raise TypeError("XsuiteExporter.write_lattice: rp must be a jacc.ReferenceParticle, "
-                            f"got {type(rp).__name__}")
+        check_inputs("XsuiteExporter.write_lattice", lat, rp)
         names, elements = [], []
         reg = NameRegistry()
         ctx = _Context(self.config, rp, lat.length)
@@ -138,8 +134,10 @@ def _convert(ctx: _Context, reg: NameRegistry, el) -> list[tuple[str, object]]:
     curved = el.element_name in ("SBend", "RBend") and el.angle != 0.0
     if curved and (el.dx or el.dy) and ctx.config.curved_misalignment == "jacc":
         obj.rot_s_rad = tilt
-        return out + [(reg.take(f"{el.name}_shift_in"), xt.Translation(shift_x=el.dx, shift_y=el.dy)), (name, obj),
-                      (reg.take(f"{el.name}_shift_out"), xt.Translation(shift_x=-el.dx, shift_y=-el.dy))]
+        shift_in = xt.Translation(shift_x=el.dx, shift_y=el.dy)
+        shift_out = xt.Translation(shift_x=-el.dx, shift_y=-el.dy)
+        return out + [(reg.take(f"{el.name}_shift_in"), shift_in), (name, obj),
+                      (reg.take(f"{el.name}_shift_out"), shift_out)]
     if (el.dx or el.dy or tilt) and el.element_name not in _PASSIVE:
         obj.shift_x, obj.shift_y, obj.rot_s_rad = el.dx, el.dy, tilt
     return out + [(name, obj)]
