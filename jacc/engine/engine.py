@@ -18,9 +18,10 @@ import numpy as np
 
 from jacc.lattice import Lattice
 
-from .compiler import LineSpec, compile_lattice
+from .cache import compiled_line, default_preset, signature_token
+from .compiler import LineSpec
 from .fuse import fuse_linear as fuse
-from .presets import Preset, Xsuite
+from .presets import Preset
 from .tracker import (TrackResult, differentiable_kernels, make_line_states, make_reversible_turns,
                       make_turn_tracker, table_from_dynamic)
 
@@ -52,15 +53,17 @@ class TrackingEngine:
                             f"got {type(reference_particle).__name__}")
         self.lattice = lattice
         self.reference_particle = reference_particle
-        self.model = Xsuite() if model is None else model
+        self.model = default_preset() if model is None else model
         self.specialise = bool(specialise)
         if not isinstance(self.model, Preset):
             raise TypeError(f"TrackingEngine: model must be a preset such as jacc.Xsuite(), got {self.model!r}")
 
     @functools.cached_property
     def spec(self) -> LineSpec:
-        return compile_lattice(self.lattice, self.reference_particle.reference(), self.model,
-                               specialise=self.specialise)
+        """The compiled line (compiled once per lattice structure, its table refreshed from
+        the lattice's current values; `jacc.engine.cache`)."""
+        return compiled_line(self.lattice, self.reference_particle.reference(), self.model,
+                             specialise=self.specialise).spec
 
     def make_model(self):
         """``(spec, static, dynamic)``: structure, fixed parameters, flagged parameters."""
@@ -131,15 +134,20 @@ class TrackingEngine:
         return make_twiss_func(self, self.spec if spec is None else spec, **options)
 
     def _placements(self, which) -> np.ndarray:
-        out = []
-        for w in np.atleast_1d(which):
-            if isinstance(w, (int, np.integer)):
-                out.append(int(w))
-            else:
-                p = self.lattice[str(w)]
-                idx = [p.index] if hasattr(p, "index") else self.lattice.placements_of(str(w))
-                out += idx
-        return np.asarray(out, dtype=np.int64)
+        return _placements(self.lattice, which)
+
+
+def _placements(lattice: Lattice, which) -> np.ndarray:
+    """Placement indices of ``which``: indices, definition names (every placement) or ``name:n``."""
+    out = []
+    for w in np.atleast_1d(which):
+        if isinstance(w, (int, np.integer)):
+            out.append(int(w))
+        else:
+            p = lattice[str(w)]
+            idx = [p.index] if hasattr(p, "index") else lattice.placements_of(str(w))
+            out += idx
+    return np.asarray(out, dtype=np.int64)
 
 
 def _as_batch(x0):
@@ -151,7 +159,9 @@ def _as_batch(x0):
     return x0
 
 
-_CACHE: dict = {}
+_PROGRAMS: dict = {}
+_MONITORS: dict = {}
+_FUSED: dict = {}
 
 
 def track(lattice: Lattice, reference_particle, x0, n_turns: int = 1, *, model: Preset | None = None,
@@ -159,23 +169,53 @@ def track(lattice: Lattice, reference_particle, x0, n_turns: int = 1, *, model: 
     """Track particles ``x0`` (n, 6) through ``lattice`` for ``n_turns`` turns.
 
     Compiled programs are cached by lattice structure: tracking again with other strengths
-    reuses them. See `TrackingEngine.make_tracking_func` for ``record``, ``monitors`` and
-    ``fuse_linear``.
+    reuses them, and the lattice's numbers are re-read on every call (nothing is recompiled
+    unless the structure, or a value a compile-time choice depends on, changed). See
+    `TrackingEngine.make_tracking_func` for ``record``, ``monitors`` and ``fuse_linear``.
     """
-    engine = TrackingEngine(lattice, reference_particle, model)
-    spec = engine.spec
-    mon_key = None if monitors is None else tuple(engine._placements(monitors).tolist())
+    if not hasattr(reference_particle, "reference"):
+        raise TypeError("track: reference_particle must be a jacc.ReferenceParticle, "
+                        f"got {type(reference_particle).__name__}")
+    preset = default_preset() if model is None else model
+    if not isinstance(preset, Preset):
+        raise TypeError(f"track: model must be a preset such as jacc.Xsuite(), got {preset!r}")
+    ref = reference_particle.reference()
+    line = compiled_line(lattice, ref, preset, specialise=True)
+    spec = line.spec
+    mon_key = None if monitors is None else _monitor_key(lattice, line.token, monitors)
+    token = line.token
     if fuse_linear:
-        observed = spec.monitors if mon_key is None else np.asarray(mon_key)
-        spec = fuse(spec, None if record is None else observed)
-    key = (spec.signature, spec.ref, type(engine.model), engine.model.models.__repr__(), record, mon_key,
-           int(n_turns))
-    fn = _CACHE.get(key)
+        spec, token = _fused(line, None if record is None else (spec.monitors if mon_key is None
+                                                                else np.asarray(mon_key)))
+    key = (token, ref, record, mon_key)
+    fn = _PROGRAMS.get(key)
     if fn is None:
         run = make_turn_tracker(spec, record=record, monitor_at=None if mon_key is None else np.asarray(mon_key))
-        fn = jax.jit(run, static_argnums=(3,))
-        _CACHE[key] = fn
-    x0 = _as_batch(x0)
-    dyn = {k: jnp.asarray(v) for k, v in spec.dynamic_init.items()}
-    table = table_from_dynamic(spec, dyn)
-    return fn(table, x0, jnp.ones(x0.shape[0], bool), int(n_turns))
+
+        def program(table, x0, n_turns):
+            return run(table, x0, jnp.ones(x0.shape[0], bool), n_turns)
+
+        fn = _PROGRAMS[key] = jax.jit(program, static_argnums=(2,))
+    return fn(spec.table, _as_batch(x0), int(n_turns))
+
+
+def _monitor_key(lattice: Lattice, token: int, monitors) -> tuple[int, ...]:
+    """Placement indices of ``monitors`` (names or indices), memoised per line structure."""
+    which = tuple(np.atleast_1d(monitors).tolist())
+    key = (token, which)
+    hit = _MONITORS.get(key)
+    if hit is None:
+        hit = _MONITORS[key] = tuple(_placements(lattice, which).tolist())
+    return hit
+
+
+def _fused(line, observed) -> tuple[LineSpec, int]:
+    """`fuse` of ``line.spec`` and its signature token, recomputed only when the table changed
+    (the fused rows hold products of the elements' matrices)."""
+    spec = line.spec
+    key = (line.token, None if observed is None else tuple(np.asarray(observed).tolist()))
+    hit = _FUSED.get(key)
+    if hit is None or not (hit[0] is spec or np.array_equal(hit[0].table, spec.table)):
+        fused = fuse(spec, observed)
+        hit = _FUSED[key] = (spec, fused, signature_token(fused))
+    return hit[1], hit[2]

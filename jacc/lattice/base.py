@@ -104,12 +104,12 @@ class Element(BaseModel):
     @classmethod
     def numeric_fields(cls) -> tuple[str, ...]:
         """Names of the fields that can be flagged differentiable (floats and float lists)."""
-        out = []
-        for fname, info in cls.model_fields.items():
-            ann = info.annotation
-            if ann in (float, list[float]) or ann == (float | None):
-                out.append(fname)
-        return tuple(out)
+        out = _NUMERIC.get(cls)
+        if out is None:  # computed once per class: the compiler asks for every element
+            out = tuple(f for f, info in cls.model_fields.items()
+                        if info.annotation in (float, list[float]) or info.annotation == (float | None))
+            _NUMERIC[cls] = out
+        return out
 
     @property
     def path_length(self) -> float:
@@ -121,6 +121,9 @@ class Element(BaseModel):
         data = self.model_dump()
         data.update(fields)
         return type(self).model_validate(data)
+
+
+_NUMERIC: dict[type, tuple[str, ...]] = {}
 
 
 def check_finite_list(values: list[float], field: str) -> list[float]:

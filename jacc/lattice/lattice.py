@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from .base import Element, LatticeError
 from .elements import AnyElement, element_from_dict
 from .expressions import Expression, ExpressionError
+from ._structure import numeric_values, snapshot, structure_key, value_index
 from .placement import PlacedElement
 
 
@@ -203,6 +204,37 @@ class Lattice(BaseModel):
     def expression(self, definition: str, field: str) -> Expression | None:
         """The parsed expression tying ``definition.field`` to knobs, if any."""
         return self._parsed.get((definition, field))
+
+    # ------------------------------------------------------------------ engine cache
+    def structure_key(self) -> tuple:
+        """Hashable key of everything that decides the compiled program except numbers.
+
+        Placements, element types, flags (``diff_params``, knob ``diff``), aperture shapes,
+        static options (a DipoleEdge's ``side``, ``harmon``), list lengths and overridden
+        fields. Cheap (no compilation): the engine looks its compiled programs up with it
+        and re-reads the numbers with `numeric_values`.
+        """
+        self._sync()
+        return structure_key(self)
+
+    def numeric_values(self):
+        """Every numeric value (fields, overrides, knobs, ``s0``) as one float64 array.
+
+        Its layout (`value_index`) is fixed by `structure_key`.
+        """
+        self._sync()
+        return numeric_values(self)
+
+    def snapshot(self) -> tuple:
+        """``(structure_key(), numeric_values())`` in one pass over the definitions."""
+        self._sync()
+        return snapshot(self)
+
+    def value_index(self) -> dict[tuple, tuple[int, int]]:
+        """``key -> (offset, size)`` of each value in `numeric_values` (see
+        `jacc.lattice._structure.value_index` for the keys)."""
+        self._sync()
+        return value_index(self)
 
     # ------------------------------------------------------------------ access
     @property

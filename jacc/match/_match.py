@@ -115,18 +115,20 @@ class Matcher:
     def __init__(self, lat: Lattice, rp, knobs, targets, *, solver=None,
                  options: MatchOptions | None = None):
         from jacc.engine import TrackingEngine
+        from jacc.engine.cache import compiled_line
 
         if not isinstance(lat, Lattice):
             raise TypeError(f"match: lat must be a jacc.Lattice, got {type(lat).__name__}")
         self.options = MatchOptions() if options is None else options
-        self.lattice = lat
         self.varies: list[Vary] = parse_knobs(knobs)
         self.targets: ResolvedTargets = resolve_targets(lat, parse_targets(targets))
         self.solver = solver
         flagged = flagged_copy(lat, self.varies)
         engine = TrackingEngine(flagged, rp, self.options.model)
-        spec, _, dynamic = engine.make_model()
-        self.engine, self.spec, self.dynamic = engine, spec, dynamic
+        self._structure = lat.structure_key()
+        self._line = compiled_line(flagged, rp.reference(), engine.model, specialise=engine.specialise)
+        spec = self._line.spec
+        self.engine = engine
         twiss_kw = dict(self.options.twiss)
         if "options" not in twiss_kw and not any(
                 t.quantity in ("dqx", "dqy") or callable(t.quantity) for t in self.targets.targets):
@@ -134,32 +136,64 @@ class Matcher:
 
             # no chromatic target: skip the second-order pass (about half the work)
             twiss_kw["options"] = TwissOptions(chrom=False)
-        self.twiss_fn = engine.make_twiss_func(spec, **twiss_kw)
+        self._twiss = engine.make_twiss_func(spec, table_arg=True, **twiss_kw)
         self.keys = [v.key for v in self.varies]
+        self._take_values(lat, spec)
+        self._cache: dict = {}
+
+    def _take_values(self, lat: Lattice, spec) -> None:
+        """Start values, knob scales and the table of everything not varied, from ``lat``."""
+        self.lattice, self.spec = lat, spec
+        self.table = spec.table
+        self.dynamic = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in spec.dynamic_init.items()}
         self.x0 = np.array(current_values(lat, self.varies))
         self.scale = np.array([v.step if v.step is not None else (abs(x) if x != 0 else 1.0)
                                for v, x in zip(self.varies, self.x0)])
-        self._cache: dict = {}
 
-    def dynamic_at(self, x) -> dict:
+    def rebind(self, lat: Lattice) -> bool:
+        """Take the values of ``lat``, a lattice of the same structure as the one this problem
+        was built for, keeping the compiled program; False when ``lat`` needs a new one."""
+        try:
+            structure, values = lat.snapshot()  # the values are the flagged copy's too
+        except (TypeError, ValueError):
+            return False
+        if structure != self._structure or not self._line.refresh(values):
+            return False
+        self._take_values(lat, self._line.spec)
+        return True
+
+    def _data(self):
+        """What the compiled solve reads besides the target values (changing it does not recompile)."""
+        rest = {k: v for k, v in self.dynamic.items() if k not in self.keys}
+        return (jnp.asarray(self.table), jnp.asarray(self.x0), jnp.asarray(self.scale), rest)
+
+    def dynamic_at(self, x, rest=None) -> dict:
         """The engine's ``dynamic`` dict with the knobs set to ``x`` (shape (n_knobs,))."""
-        d = dict(self.dynamic)
+        d = dict(self.dynamic if rest is None else rest)
         for i, k in enumerate(self.keys):
             d[k] = x[i]
         return d
 
+    @property
+    def twiss_fn(self):
+        """Pure ``g(dynamic) -> Twiss`` of the lattice this problem holds."""
+        return lambda dynamic: self._twiss(self.table, dynamic)
+
     def twiss(self, x):
         """Optics with the knobs at ``x`` (pure, differentiable)."""
-        return self.twiss_fn(self.dynamic_at(x))
+        return self._twiss(self.table, self.dynamic_at(x))
 
-    def residual(self, y, values):
-        """Weighted target residuals for solver variables ``y`` (knob changes in steps)."""
-        x = jnp.asarray(self.x0) + y * jnp.asarray(self.scale)
-        return self.targets.residual(self.twiss(x), values)
+    def residual(self, y, args):
+        """Weighted target residuals for solver variables ``y`` (knob changes in steps);
+        ``args``: ``(target values, data)`` (see `_data`)."""
+        values, (table, x0, scale, rest) = args
+        tw = self._twiss(table, self.dynamic_at(x0 + y * scale, rest))
+        return self.targets.residual(tw, values)
 
-    def _achieved(self, y, values):
+    def _achieved(self, y, args):
         """Target quantities at solver variables ``y`` (unweighted)."""
-        return self.targets.achieved(self.twiss(jnp.asarray(self.x0) + y * jnp.asarray(self.scale)))
+        _, (table, x0, scale, rest) = args
+        return self.targets.achieved(self._twiss(table, self.dynamic_at(x0 + y * scale, rest)))
 
     def solve(self, values=None, x0=None) -> MatchResult:
         """Run the solver.
@@ -173,7 +207,7 @@ class Matcher:
             raise ValueError(f"values: expected shape {self.targets.values.shape}, got {values.shape}")
         start = self.x0 if x0 is None else np.asarray(x0, dtype=float)
         y0 = (start - self.x0) / self.scale
-        res: SolveResult = solve(self.residual, y0, jnp.asarray(values), solver=self.solver,
+        res: SolveResult = solve(self.residual, y0, (jnp.asarray(values), self._data()), solver=self.solver,
                                  max_steps=self.options.max_steps, progress=self.options.progress,
                                  desc="match", jitted=self._cache, extra=self._achieved)
         x = self.x0 + res.y * self.scale
@@ -226,6 +260,8 @@ def match(lat: Lattice, rp, knobs, targets, *, solver=None, options: MatchOption
     parsed = parse_targets(targets)
     key = _cache_key(lat, rp, knobs, parsed, solver, options)
     matcher = _MATCHERS.pop(key, None) if key is not None else None
+    if matcher is not None and not matcher.rebind(lat):
+        matcher = None
     if matcher is None:
         matcher = Matcher(lat, rp, knobs, parsed, solver=solver, options=options)
     if key is not None:
@@ -235,8 +271,9 @@ def match(lat: Lattice, rp, knobs, targets, *, solver=None, options: MatchOption
     return matcher.solve(values=np.array([t.value for t in parsed]))
 
 
-# Compiled problems of recent `match` calls: the same lattice (all strengths equal), knobs,
-# target quantities and solver reuse the program with new target values.
+# Compiled problems of recent `match` calls: a lattice of the same structure (any strengths),
+# the same knobs, target quantities and solver reuse the program with the lattice's values and
+# the new target values.
 _MATCHERS: dict = {}
 _MAX_CACHED = 8
 
@@ -246,7 +283,8 @@ def _cache_key(lat, rp, knobs, targets, solver, options):
         structure = tuple((t.quantity, t.at, t.relative_to, t.op, t.weight, t.tol, t.label) for t in targets)
         hash(structure)
         knob_key = tuple(v.key + f"/{v.step}" for v in parse_knobs(knobs))
-        key = (lat.to_json(), repr(rp), knob_key, structure, repr(solver), repr(options))
+        key = (lat.structure_key(), lat.name, rp.reference(), knob_key, structure, repr(solver),
+               repr(options))
         hash(key)
         return key
     except TypeError:  # unhashable pieces (e.g. options holding arrays): no caching

@@ -148,13 +148,17 @@ def _layout(spec: LineSpec, template) -> tuple:
 
 def make_twiss_func(engine: TrackingEngine, spec: LineSpec, *, method: str = "4d",
                     init: TwissInit | None = None, delta0: float = 0.0, options=None,
-                    with_status: bool = False):
+                    with_status: bool = False, table_arg: bool = False):
     """Pure ``g(dynamic) -> TwissTable`` (or ``(TwissTable, TwissStatus)`` with ``with_status``).
 
     A ring (``init=None``) gets the periodic solution around its closed orbit (4D at
     ``delta0``, or 6D with RF); a line starts from ``init``. ``g`` is jittable and
     differentiable: ``jax.grad(lambda d: loss(g(d)))(dynamic)``. Under jit, failures come
     back in the `TwissStatus` (pass ``with_status=True``), never as an exception.
+
+    ``table_arg=True`` gives ``g(table, dynamic)`` instead: the parameter table of the
+    unflagged values (``spec.table`` or that of a refreshed line with the same signature) is
+    an argument, so that one compiled program serves new strengths.
     """
     _check(method, init, delta0)
     opts = _options(options)
@@ -163,12 +167,15 @@ def make_twiss_func(engine: TrackingEngine, spec: LineSpec, *, method: str = "4d
     iv = init_vector(init)
     lay = layout(spec)
 
-    def g(dynamic):
-        tw, status = core(table_from_dynamic(spec, dynamic), jnp.asarray(delta0, float), iv)
+    def g_table(table, dynamic):
+        line = dataclasses.replace(spec, table=table)  # the setters write into this table
+        tw, status = core(table_from_dynamic(line, dynamic), jnp.asarray(delta0, float), iv)
         tw = dataclasses.replace(tw, layout=lay)
         return (tw, status) if with_status else tw
 
-    return g
+    if table_arg:
+        return g_table
+    return lambda dynamic: g_table(spec.table, dynamic)
 
 
 def trace_count() -> int:
@@ -190,7 +197,7 @@ def _compiled(spec: LineSpec, token: int, method: str, periodic: bool, opts: Twi
             _TRACES["count"] += 1  # runs once per compilation, never on cached calls
             return core(table, delta0, iv)
 
-        fn = jax.jit(traced)
+        fn = TieredJit(traced)  # a quick program first, the optimised one when ready
         _CACHE[key] = fn
     return fn
 
