@@ -51,7 +51,9 @@ class ImpactXExporterConfig(BaseModel):
             ``"exact"`` (``ExactDrift``, ``ExactQuad``, ``ExactSbend``/``ExactCFbend``,
             ``ChrAcc``: ImpactX 26.10 has no exact solenoid).
         edge_model: ImpactX ``DipEdge`` model of bend faces and thin dipole edges:
-            ``"linear"`` or ``"nonlinear"`` (ImpactX's 6th-order fringe map).
+            ``"linear"`` or ``"nonlinear"`` (ImpactX's soft-edge fringe map, which has no
+            JACC counterpart: 3.5e-4 m from JACC's linear edges on the IOTA injector line;
+            ImpactX's reference particle follows it, ``modify_ref_part=True``).
         edge_fringe: ``"madx"``: the linear edge's fringe integral is set so that ImpactX's
             vertical edge focusing equals MAD-X's (and Xsuite's and JACC's)
             ``-h tan(e - psi)`` exactly; ImpactX's own formula is its first order in psi,
