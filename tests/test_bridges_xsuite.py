@@ -29,7 +29,7 @@ def _particles(n, scale, seed=3):
 
 def _every_element_lattice():
     """A line of every exportable element type, misaligned, tilted, kicked, skew, with RF."""
-    d = E.Drift(name="d1", l=0.15)
+    d = E.Drift(name="d1", l=0.15, dx=1e-3, tilt=0.1)  # offsets leave a drift unchanged
     sx = E.Sextupole(name="sx", l=0.1, k2=30.0, k2s=5.0, dx=1e-4)  # placed twice
     els = [
         d, E.Quadrupole(name="qa", l=0.1, k1=8.0, dx=1e-3, dy=-5e-4),

@@ -138,7 +138,8 @@ def _convert(ctx: _Context, reg: NameRegistry, el) -> list[tuple[str, object]]:
         shift_out = xt.Translation(shift_x=-el.dx, shift_y=-el.dy)
         return out + [(reg.take(f"{el.name}_shift_in"), shift_in), (name, obj),
                       (reg.take(f"{el.name}_shift_out"), shift_out)]
-    if (el.dx or el.dy or tilt) and el.element_name not in _PASSIVE:
+    # xt.Drift has no offsets: a drift's map commutes with them (JACC's too)
+    if (el.dx or el.dy or tilt) and el.element_name not in _PASSIVE and hasattr(obj, "rot_s_rad"):
         obj.shift_x, obj.shift_y, obj.rot_s_rad = el.dx, el.dy, tilt
     return out + [(name, obj)]
 
