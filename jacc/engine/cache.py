@@ -15,6 +15,7 @@ changes, the choice is made again with the new values; a different outcome recom
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Hashable
 
 import numpy as np
@@ -58,11 +59,20 @@ def signature_token(spec: LineSpec) -> int:
     It is ``spec.signature`` without the setters and dynamic keys: flagging a parameter
     changes how a table is written, not what a program does with it.
     """
-    key = (spec.kernels, np.asarray(spec.kernel_index).tobytes(), spec.names,
-           np.asarray(spec.s_end).tobytes(), np.asarray(spec.monitors).tobytes(),
-           np.asarray(spec.placement_step).tobytes(), np.asarray(spec.step_placement).tobytes(),
-           spec.element_types, spec.length, spec.s0, spec.table.shape[1])
-    return _TOKENS.setdefault(key, len(_TOKENS))
+    return _TOKENS.setdefault(_structure(spec), len(_TOKENS))
+
+
+def signature_digest(spec: LineSpec) -> str:
+    """The program structure of ``spec`` (as `signature_token`) as a text that names it in
+    every process: the key of programs kept across processes (`jacc._tiered`)."""
+    return hashlib.sha256(repr(_structure(spec)).encode()).hexdigest()
+
+
+def _structure(spec: LineSpec) -> tuple:
+    return (spec.kernels, np.asarray(spec.kernel_index).tobytes(), spec.names,
+            np.asarray(spec.s_end).tobytes(), np.asarray(spec.monitors).tobytes(),
+            np.asarray(spec.placement_step).tobytes(), np.asarray(spec.step_placement).tobytes(),
+            spec.element_types, spec.length, spec.s0, spec.table.shape[1])
 
 
 class CompiledLine:
@@ -219,4 +229,4 @@ def clear() -> None:
     _LINES.clear()
 
 
-__all__ = ["CompiledLine", "clear", "compiled_line", "default_preset", "preset_key", "signature_token"]
+__all__ = ["CompiledLine", "clear", "compiled_line", "default_preset", "preset_key", "signature_digest", "signature_token"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from jacc._tiered import TieredJit
 from jacc.engine import TrackingEngine
-from jacc.engine.cache import compiled_line, default_preset
+from jacc.engine.cache import compiled_line, default_preset, signature_digest
 from jacc.engine.compiler import LineSpec
 from jacc.engine.presets import Preset
 from jacc.engine.tracker import table_from_dynamic
@@ -195,11 +195,29 @@ def _compiled(spec: LineSpec, token: int, method: str, periodic: bool, opts: Twi
 
         def traced(table, delta0, iv):
             _TRACES["count"] += 1  # runs once per compilation, never on cached calls
-            return core(table, delta0, iv)
+            return _as_arrays(*core(table, delta0, iv))
 
-        fn = TieredJit(traced)  # a quick program first, the optimised one when ready
+        # a quick program first, the optimised one when ready; kept across processes
+        persist = repr((signature_digest(spec), spec.ref, method, periodic, o, name))
+        program = TieredJit(traced, persist_key=persist)
+        rows = (f"{name}$start",) + tuple(spec.names)
+        fn = lambda *args: _from_arrays(program(*args), rows)  # noqa: E731
+        fn.program = program
         _CACHE[key] = fn
     return fn
+
+
+def _as_arrays(tw: TwissTable, status: TwissStatus):
+    """The arrays of a table and its status in plain dicts (programs kept across processes
+    return standard containers)."""
+    cols = {f.name: getattr(tw, f.name) for f in dataclasses.fields(tw)
+            if f.name not in ("name", "layout") and getattr(tw, f.name) is not None}
+    return cols, {f.name: getattr(status, f.name) for f in dataclasses.fields(status)}
+
+
+def _from_arrays(out, rows: tuple) -> tuple:
+    cols, status = out
+    return TwissTable(name=rows, **cols), TwissStatus(**status)
 
 
 def twiss(lat, rp, method: str = "4d", *, init: TwissInit | None = None, delta0: float = 0.0,
