@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench install clean
+.PHONY: run test test-fast test-slow bench install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,19 @@ run: $(STAMP)
 	$(PY) -m jacc_twin.main
 
 # Two pytest workers (the suite is mostly single-threaded XLA compilation); each test file
-# stays on one worker. `make test WORKERS=0` runs in one process.
+# stays on one worker. `make test WORKERS=0` runs in one process. The checks that compile
+# for minutes (marked slow, skipped unless JACC_SLOW=1) run as a second step, so CI runs
+# them too; `make test-fast` runs the first step alone.
 WORKERS ?= 2
+XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 
-test: $(STAMP)
-	$(PY) -m pytest -q $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
+test: test-fast test-slow
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(XDIST)
+
+test-slow: $(STAMP)
+	JACC_SLOW=1 $(PY) -m pytest -q -m slow $(XDIST)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
