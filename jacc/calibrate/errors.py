@@ -263,7 +263,33 @@ def simulate_measurement(lat: Lattice, rp, spec: ErrorSpec, seed: int, *, quads=
         errors: use these errors instead of drawing them.
     """
     misalign = bool(spec.quad_offset > 0 or (errors is not None and (np.any(errors.quad_dx) or np.any(errors.quad_dy))))
-    sim = MeasurementSimulator(lat, rp, quads=quads if errors is None else list(errors.quads), bpms=bpms,
-                               correctors=correctors, layout=None if errors is None else errors.layout,
-                               misalign=misalign, model=model)
+    kw = dict(quads=quads if errors is None else list(errors.quads), bpms=bpms, correctors=correctors,
+              layout=None if errors is None else errors.layout, misalign=misalign, model=model)
+    key = _simulator_key(lat, rp, kw)
+    sim = _SIMULATORS.pop(key, None) if key is not None else None
+    if sim is None:
+        sim = MeasurementSimulator(lat, rp, **kw)
+    else:
+        sim.lattice = lat  # equal values; errors are drawn for this one
+    if key is not None:
+        _SIMULATORS[key] = sim  # most recent last
+        while len(_SIMULATORS) > 4:
+            _SIMULATORS.pop(next(iter(_SIMULATORS)))
     return sim.simulate(spec, seed, dispersion=dispersion, errors=errors)
+
+
+# Simulators of recent `simulate_measurement` calls: the same lattice (all values), quadrupoles,
+# layout and model simulate new seeds without compiling again.
+_SIMULATORS: dict = {}
+
+
+def _simulator_key(lat: Lattice, rp, kw: dict):
+    from jacc.engine.cache import preset_key
+
+    try:
+        key = (lat.to_json(), rp.reference(), repr(kw["quads"]), repr(kw["bpms"]), repr(kw["correctors"]),
+               kw["layout"], kw["misalign"], None if kw["model"] is None else preset_key(kw["model"]))
+        hash(key)
+        return key
+    except TypeError:  # unhashable pieces: no caching
+        return None

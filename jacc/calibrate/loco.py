@@ -326,5 +326,33 @@ def loco(lat: Lattice, rp, measurement: Measurement, *, quads=None, options: Loc
         options = LocoOptions(**option_kwargs)
     elif option_kwargs:
         options = dataclasses.replace(options, **option_kwargs)
-    return Loco(lat, rp, measurement.layout, quads=quads, options=options, solver=solver,
-                model=model).fit(measurement)
+    key = _fit_key(lat, rp, measurement, quads, options, solver, model)
+    fit = _FITS.pop(key, None) if key is not None else None
+    if fit is None:
+        fit = Loco(lat, rp, measurement.layout, quads=quads, options=options, solver=solver, model=model)
+    else:
+        fit.model.lattice = lat  # equal values; the result lattice is built from this one
+    if key is not None:
+        _FITS[key] = fit  # most recent last
+        while len(_FITS) > _MAX_FITS:
+            _FITS.pop(next(iter(_FITS)))
+    return fit.fit(measurement)
+
+
+# Compiled fits of recent `loco` calls: the same lattice (all values: the model's response
+# matrices are computed from them), layout, quadrupoles and options fit a new measurement
+# without compiling again.
+_FITS: dict = {}
+_MAX_FITS = 4
+
+
+def _fit_key(lat, rp, measurement, quads, options, solver, model):
+    from jacc.engine.cache import preset_key
+
+    try:
+        key = (lat.to_json(), rp.reference(), measurement.layout, measurement.dispersion is not None,
+               repr(quads), options, repr(solver), None if model is None else preset_key(model))
+        hash(key)
+        return key
+    except TypeError:  # unhashable pieces: no caching
+        return None
