@@ -259,7 +259,7 @@ def reference_track(lat, rp, x0):
     compiled for that line's structure (it takes the table as an argument)."""
     spec = fresh(lat, rp, True)
     program = engine_module._PROGRAMS[(cache.signature_token(spec), rp.reference(), "centroid", None)]
-    return program(spec.table, jnp.asarray(x0), 3)
+    return program(spec.table, jnp.asarray(x0), np.ones(len(x0), bool), 3)
 
 
 def test_track_sees_values_and_specialisation_changes(rp):

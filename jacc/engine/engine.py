@@ -191,12 +191,9 @@ def track(lattice: Lattice, reference_particle, x0, n_turns: int = 1, *, model: 
     fn = _PROGRAMS.get(key)
     if fn is None:
         run = make_turn_tracker(spec, record=record, monitor_at=None if mon_key is None else np.asarray(mon_key))
-
-        def program(table, x0, n_turns):
-            return run(table, x0, jnp.ones(x0.shape[0], bool), n_turns)
-
-        fn = _PROGRAMS[key] = jax.jit(program, static_argnums=(2,))
-    return fn(spec.table, _as_batch(x0), int(n_turns))
+        fn = _PROGRAMS[key] = jax.jit(run, static_argnums=(3,))
+    x0 = _as_batch(x0)
+    return fn(spec.table, x0, np.ones(x0.shape[0], bool), int(n_turns))
 
 
 def _monitor_key(lattice: Lattice, token: int, monitors) -> tuple[int, ...]:
