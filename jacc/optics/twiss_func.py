@@ -200,8 +200,8 @@ def _compiled(spec: LineSpec, token: int, method: str, periodic: bool, opts: Twi
         # a quick program first, the optimised one when ready; kept across processes
         persist = repr((signature_digest(spec), spec.ref, method, periodic, o, name))
         program = TieredJit(traced, persist_key=persist)
-        rows = (f"{name}$start",) + tuple(spec.names)
-        fn = lambda *args: _from_arrays(program(*args), rows)  # noqa: E731
+        rebuild = _Rebuild((f"{name}$start",) + tuple(spec.names))
+        fn = lambda *args: rebuild(program(*args))  # noqa: E731
         fn.program = program
         _CACHE[key] = fn
     return fn
@@ -218,6 +218,36 @@ def _as_arrays(tw: TwissTable, status: TwissStatus):
 def _from_arrays(out, rows: tuple) -> tuple:
     cols, status = out
     return TwissTable(name=rows, **cols), TwissStatus(**status)
+
+
+class _Rebuild:
+    """`_from_arrays` for one program: the first call builds the table and status (Equinox
+    runs their converters and checks, about a millisecond), later calls unflatten the
+    program's arrays into the same tree structure (tens of microseconds)."""
+
+    def __init__(self, rows: tuple):
+        self.rows = rows
+        self.plans = None
+
+    def __call__(self, out) -> tuple:
+        if self.plans is not None:
+            return tuple(jax.tree.unflatten(tdef, [arrays[k] for k in order])
+                         for (tdef, order), arrays in zip(self.plans, out))
+        built = _from_arrays(out, self.rows)
+        plans = [_plan(obj, arrays) for obj, arrays in zip(built, out)]
+        if all(p is not None for p in plans):
+            self.plans = plans
+        return built
+
+
+def _plan(obj, arrays: dict):
+    """``(treedef, field order)`` that rebuilds ``obj`` from ``arrays``, or None when its
+    leaves are not exactly those arrays (a converter changed one)."""
+    order = [f.name for f in dataclasses.fields(obj) if f.name in arrays]
+    leaves, tdef = jax.tree.flatten(obj)
+    if len(leaves) != len(order) or any(leaf is not arrays[k] for leaf, k in zip(leaves, order)):
+        return None
+    return tdef, order
 
 
 def twiss(lat, rp, method: str = "4d", *, init: TwissInit | None = None, delta0: float = 0.0,
