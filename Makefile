@@ -21,12 +21,12 @@ run: $(STAMP)
 
 # Two pytest workers (the suite is mostly single-threaded XLA compilation); each test file
 # stays on one worker. `make test WORKERS=0` runs in one process. The checks that compile
-# for minutes (marked slow, skipped unless JACC_SLOW=1) run as a second step, so CI runs
-# them too; `make test-fast` runs the first step alone.
+# for minutes (marked slow, skipped unless JACC_SLOW=1) are `make test-slow`; `make test`
+# does not run them yet (their time in CI has not been measured).
 WORKERS ?= 2
 XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 
-test: test-fast test-slow
+test: test-fast
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" $(XDIST)
