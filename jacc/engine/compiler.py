@@ -4,6 +4,10 @@ Elements that share a static signature (type, physics, method, parameter layout,
 misalignment, aperture) share one kernel; the tracking loop scans over placements with a
 ``lax.switch`` on the kernel index, so compile time does not grow with the element count.
 Placements that do nothing (markers, zero-length drifts) are left out of the scan.
+
+`compile_recorded` also notes where every table cell's number comes from
+(`Lattice.value_index`) and which values each kernel choice read (`KernelChoice`), so that
+`jacc.engine.cache` can refresh the table from new values without compiling again.
 """
 
 from __future__ import annotations

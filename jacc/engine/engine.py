@@ -159,6 +159,19 @@ def _as_batch(x0):
     return x0
 
 
+def _batch_for_call(x0):
+    """`_as_batch` for a call from the host: NumPy input stays NumPy (the compiled program
+    takes it as it is; ``jnp.asarray`` would add a device transfer of its own)."""
+    if isinstance(x0, jax.Array):
+        return _as_batch(x0)
+    x0 = np.asarray(x0, dtype=np.float64)
+    if x0.ndim == 1:
+        x0 = x0[None, :]
+    if x0.ndim != 2 or x0.shape[1] != 6:
+        raise ValueError(f"x0 must have shape (n, 6) (x, px, y, py, t, pt), got {x0.shape}")
+    return x0
+
+
 _PROGRAMS: dict = {}
 _MONITORS: dict = {}
 _FUSED: dict = {}
@@ -192,7 +205,7 @@ def track(lattice: Lattice, reference_particle, x0, n_turns: int = 1, *, model: 
     if fn is None:
         run = make_turn_tracker(spec, record=record, monitor_at=None if mon_key is None else np.asarray(mon_key))
         fn = _PROGRAMS[key] = jax.jit(run, static_argnums=(3,))
-    x0 = _as_batch(x0)
+    x0 = _batch_for_call(x0)
     return fn(spec.table, x0, np.ones(x0.shape[0], bool), int(n_turns))
 
 

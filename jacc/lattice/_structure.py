@@ -123,19 +123,35 @@ def snapshot(lat: "Lattice") -> tuple[tuple, np.ndarray]:
                 parts.append((ap.a, ap.b))
     overrides = []
     for i, ov in sorted(lat.overrides.items()):
-        cls = type(defs[lat.line[i]])
-        overrides.append((i, _override_key(cls, ov)))
-        if ov:
-            parts.extend(_override_values(cls, ov))
+        key, values = _override(type(defs[lat.line[i]]), ov)
+        overrides.append((i, key))
+        parts.extend(values)
     knobs = lat.knobs.values()
-    parts.append([kn.value for kn in knobs])
+    parts.append(list(map(_VALUE, knobs)))
     parts.append((lat.s0,))
+    diffs = tuple(map(_DIFF, knobs))
     # expressions reach the program only through differentiable knobs
-    exprs = (tuple((k, e.text) for k, e in lat._parsed.items())
-             if any(kn.diff for kn in knobs) else ())
+    exprs = tuple((k, e.text) for k, e in lat._parsed.items()) if True in diffs else ()
     key = (tuple(lat.line), tuple(defs), tuple(map(type, defs.values())), tuple(special),
-           tuple(overrides), tuple(lat.knobs), tuple(kn.diff for kn in knobs), exprs)
+           tuple(overrides), tuple(lat.knobs), diffs, exprs)
     return key, np.fromiter(chain.from_iterable(parts), dtype=np.float64)
+
+
+_VALUE, _DIFF = operator.attrgetter("value"), operator.attrgetter("diff")
+_OVERRIDES: dict = {}  # (class, sorted items) -> (structural key, value parts)
+
+
+def _override(cls: type[Element], ov: dict) -> tuple[tuple, list]:
+    """`_override_key` and `_override_values` of one placement's overrides, memoised when
+    they hold only plain numbers and strings (IOTA's dipole edges: ``{"side": "exit"}``)."""
+    items = tuple(sorted(ov.items()))
+    plain = all(type(v) in (float, int, str, bool) for _, v in items)
+    hit = _OVERRIDES.get((cls, items)) if plain else None
+    if hit is None:
+        hit = (_override_key(cls, ov), _override_values(cls, ov))
+        if plain and len(_OVERRIDES) < 4096:
+            _OVERRIDES[(cls, items)] = hit
+    return hit
 
 
 def _override_values(cls: type[Element], ov: dict) -> list:
