@@ -18,6 +18,7 @@ from jax import lax
 
 from .compiler import LineSpec
 from .kernels import make_batch, make_single
+from .one_kernel import one_kernel
 
 
 def table_from_dynamic(spec: LineSpec, dynamic: dict):
@@ -193,7 +194,8 @@ def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
             Xn = tuple(jnp.where(alive, a, b) for a, b in zip(Xn, X))
         if record is not None:
             buf = lax.cond(slot < n_slots,
-                           lambda b: b.at[slot].set(observe(Xn, alive)), lambda b: b, buf)
+                           lambda b: lax.dynamic_update_index_in_dim(b, observe(Xn, alive), slot, 0),
+                           lambda b: b, buf)
         return (Xn, alive, lost_el, buf), None
 
     def one_turn(table, carry, turn):
@@ -206,7 +208,7 @@ def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
         else:
             buf = jnp.zeros((1,), X[0].dtype)
         if record is not None and slot_of_step[0] < n_slots:
-            buf = buf.at[slot_of_step[0]].set(observe(X, alive))
+            buf = lax.dynamic_update_index_in_dim(buf, observe(X, alive), int(slot_of_step[0]), 0)
         (Xn, alive_n, lost_el, buf), _ = lax.scan(
             element_step, (X, alive, lost_el, buf),
             (kidx, table, slots_after, step_pl))
@@ -229,13 +231,16 @@ def make_turn_tracker(spec: LineSpec, *, record: str | None = "centroid",
             lambda c, t: body(table, c, t), init, jnp.arange(n_turns, dtype=jnp.int32))
         return jnp.stack(X, axis=1), alive, lost_turn, lost_el, obs
 
+    # the whole block (all its turns) compiles into one kernel: no per-step dispatch
+    run_block_k = one_kernel(run_block, static_argnums=(3,))
+
     def run(table, x0, alive0, n_turns: int):
         n = x0.shape[0]
         if chunk is None or n <= chunk:
-            x, alive, lost_turn, lost_el, obs = run_block(table, x0, alive0, n_turns)
+            x, alive, lost_turn, lost_el, obs = run_block_k(table, x0, alive0, n_turns)
         else:
             x, alive, lost_turn, lost_el, obs = _in_blocks(
-                lambda x0, a0: run_block(table, x0, a0, n_turns), x0, alive0, chunk, record)
+                lambda x0, a0: run_block_k(table, x0, a0, n_turns), x0, alive0, chunk, record)
         mon = None
         if record is not None:
             names = tuple(f"{spec.names[i]}:{_occ(spec.names, i)}" for i in at)
