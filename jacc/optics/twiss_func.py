@@ -137,6 +137,9 @@ def _layout_template(spec: LineSpec):
 
 def _layout(spec: LineSpec, template) -> tuple:
     items, rows, cols, last = template
+    if last.get("spec") is spec:  # the same refreshed line: the same table
+        return last["layout"]
+    last["spec"] = spec
     table = np.asarray(spec.table)
     signs = np.where(rows >= 0, np.sign(table[rows, cols]) if table.size else 0.0, 0.0)
     if last.get("signs") is not None and np.array_equal(last["signs"], signs):
