@@ -54,7 +54,6 @@ from jacc.physics.edge import (
     LinearEdge,
     _momentum_sq,
     _unpack,
-    atanc,
 )
 
 __all__ = [
@@ -135,6 +134,32 @@ def _polar_drift_chain(x, px, y, py, t, p2, inv_beta_pt, rots, arcs, kicks, beta
     return big_x * r, px, y + path * py, py, t + s_tot / beta0 - path * inv_beta_pt
 
 
+# atan(w) / w = sum_k (-w^2)^k / (2k + 1); after two argument halvings |w| <= tan(pi/8),
+# where 19 terms leave less than 1e-17
+_ATANC_TERMS = tuple((-1.0) ** k / (2 * k + 1) for k in range(19))
+
+
+def _atanc(z):
+    """``atan(z) / z`` for any real ``z`` (1 at 0), in operations XLA vectorises.
+
+    XLA's CPU backend evaluates ``jnp.arctan`` in float64 one element at a time: it was half
+    the cost of an exact dipole step (`_exact_dipole`), 14 of 26 ns per particle and step.
+    Here two halvings of the angle, ``atan(z) = 2 atan(z / (1 + sqrt(1 + z^2)))``, bring any
+    argument to ``|w| <= tan(pi / 8)``, where the Taylor series of ``atan(w) / w`` converges
+    fast: 2 square roots, 2 divisions and 19 fused multiply-adds, within 3 ulp of the
+    correctly rounded value (|z| < 1e150), smooth everywhere.
+    """
+    factor, w = 1.0, z
+    for _ in range(2):
+        r = 1.0 / (1.0 + jnp.sqrt(1.0 + w * w))
+        factor, w = factor * (2.0 * r), w * r
+    t = w * w
+    acc = _ATANC_TERMS[-1]
+    for c in reversed(_ATANC_TERMS[:-1]):
+        acc = acc * t + c
+    return factor * acc
+
+
 def _exact_dipole(x, px, y, py, t, p2, inv_beta_pt, rot, s, h, beta0):
     """Exact flow over arc ``s`` in a sector dipole whose field matches its curvature.
 
@@ -150,7 +175,7 @@ def _exact_dipole(x, px, y, py, t, p2, inv_beta_pt, rot, s, h, beta0):
     e = px * vers_h - cc * sa_h  # (px0 - pxs) / h
     r = (px + pxs) / (pz0 + pzs)
     q = e * (px * r + pz0) / (pz0 * pzs + px * pxs)
-    integ = s + q * atanc(h * q)  # (h s + change of momentum angle) / k0
+    integ = s + q * _atanc(h * q)  # (h s + change of momentum angle) / k0
     return (
         x + e * r + cc * vers_h + px * sa_h,
         pxs,
