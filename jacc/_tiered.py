@@ -101,12 +101,16 @@ class TieredJit:
         mode: ``"tiered"``, ``"fast"`` or ``"optimized"``; None reads ``JACC_COMPILE``.
         persist_key: names the program across processes (see the module); None: the
             program lives in this process only.
+        on_build: called with no argument each time a program is made for a new argument
+            signature (traced, or read from the program store).
     """
 
-    def __init__(self, fun: Callable, mode: str | None = None, persist_key: str | None = None):
+    def __init__(self, fun: Callable, mode: str | None = None, persist_key: str | None = None,
+                 on_build: Callable[[], None] | None = None):
         self._jit = jax.jit(fun)
         self._mode = mode
         self._persist_key = persist_key
+        self._on_build = on_build
         self._entries: dict = {}
         self._lock = threading.Lock()
 
@@ -127,6 +131,8 @@ class TieredJit:
     def _compile(self, key, args) -> _Entry:
         store = _store_path(self._persist_key, key)
         lowered = self._lower(store, args)
+        if self._on_build is not None:
+            self._on_build()
         mode = self.mode
         if mode == "optimized" or (mode == "tiered" and _marked(store)):
             entry = _Entry(lowered.compile())  # a cache hit when marked

@@ -36,8 +36,10 @@ def _xtrack_line(path, seq, rp):
 def _xtrack_match(line, knobs, **targets):
     import xtrack as xt
 
+    # xtrack's tunes are reproducible to ~1e-11 between its finite-difference steps (its
+    # penalty stalls at 1e-11..1e-10 with a 1e-12 tolerance): ask for what it can reach
     line.match(method="4d", vary=xt.VaryList(knobs, step=1e-8),
-               targets=xt.TargetSet(tol=1e-12, **targets), verbose=False)
+               targets=xt.TargetSet(tol=1e-10, **targets), verbose=False)
     tw = line.twiss4d()
     return {k: float(line.vars[k]._value) for k in knobs}, tw
 

@@ -182,7 +182,8 @@ def make_twiss_func(engine: TrackingEngine, spec: LineSpec, *, method: str = "4d
 
 
 def trace_count() -> int:
-    """How many times `jacc.twiss` traced (compiled) its program in this process."""
+    """How many optics programs `jacc.twiss` made in this process: traced and compiled, or
+    read from the program store beside the persistent cache (`jacc._tiered`)."""
     return _TRACES["count"]
 
 
@@ -197,17 +198,20 @@ def _compiled(spec: LineSpec, token: int, method: str, periodic: bool, opts: Twi
                                chrom=o.chrom, name=name)
 
         def traced(table, delta0, iv):
-            _TRACES["count"] += 1  # runs once per compilation, never on cached calls
             return _as_arrays(*core(table, delta0, iv))
 
         # a quick program first, the optimised one when ready; kept across processes
         persist = repr((signature_digest(spec), spec.ref, method, periodic, o, name))
-        program = TieredJit(traced, persist_key=persist)
+        program = TieredJit(traced, persist_key=persist, on_build=_count_build)
         rebuild = _Rebuild((f"{name}$start",) + tuple(spec.names))
         fn = lambda *args: rebuild(program(*args))  # noqa: E731
         fn.program = program
         _CACHE[key] = fn
     return fn
+
+
+def _count_build() -> None:
+    _TRACES["count"] += 1  # once per program made, never on cached calls
 
 
 def _as_arrays(tw: TwissTable, status: TwissStatus):
