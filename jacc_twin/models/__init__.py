@@ -1,0 +1,34 @@
+"""Simulation models of the twin: one `SimulationModel` subclass per engine.
+
+- `JaccTrackingModel` (``"jacc_tracking"``), `JaccOpticsModel` (``"jacc_optics"``): JACC.
+- `ParticleSource` (``"particle_source"``): a Gaussian beam from Twiss and emittances.
+
+`AnyModel` is the union a pipeline's JSON is read with (discriminated by ``type``);
+`model_from_json` rebuilds one model from its ``model_dump_json()``.
+"""
+
+from typing import Annotated, Union
+
+from pydantic import Field, TypeAdapter
+
+from ._base import Built, SimulationModel
+from ._config import LatticeConfig, RuntimeConfig, SharedState
+from ._jacc import JaccOpticsModel, JaccTrackingModel
+from ._ports import Port, ProcessorOffsetMultiply
+from ._source import BeamConfig, ParticleSource
+
+MODEL_TYPES = (JaccTrackingModel, JaccOpticsModel, ParticleSource)
+AnyModel = Annotated[Union[MODEL_TYPES], Field(discriminator="type")]
+_ADAPTER = TypeAdapter(AnyModel)
+
+
+def model_from_json(text: str, *, base_dir=None) -> SimulationModel:
+    """The model of a ``model_dump_json()`` text; relative paths resolve against ``base_dir``."""
+    return _ADAPTER.validate_json(text, context={"base_dir": base_dir} if base_dir is not None else None)
+
+
+__all__ = [
+    "AnyModel", "BeamConfig", "Built", "JaccOpticsModel", "JaccTrackingModel", "LatticeConfig",
+    "MODEL_TYPES", "ParticleSource", "Port", "ProcessorOffsetMultiply", "RuntimeConfig",
+    "SharedState", "SimulationModel", "model_from_json",
+]
