@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import diffrax
 import equinox as eqx
 import jax.numpy as jnp
 import scipy.constants as const
@@ -70,6 +69,8 @@ class FieldMap(ElementPhysics):
         length = p["l"]
         kz = p["bz"] * (ref.charge * const.c / ref.p0c)
         t0, t1 = (0.0, length) if frac > 0 else (length, 0.0)
+        import diffrax  # an import of ~0.5 s, paid by lattices that hold a field map
+
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(_rhs), diffrax.Dopri8(), t0=t0, t1=t1, dt0=None, y0=x,
             args=(p["z"], kz, ref.beta0),
