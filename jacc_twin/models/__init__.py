@@ -1,6 +1,9 @@
 """Simulation models of the twin: one `SimulationModel` subclass per engine.
 
 - `JaccTrackingModel` (``"jacc_tracking"``), `JaccOpticsModel` (``"jacc_optics"``): JACC.
+- `XsuiteModel` (``"xsuite"``), `ImpactXModel` (``"impactx"``): the codes as stages with
+  a custom VJP (`jacc.bridges`).
+- `SurrogateModel` (``"surrogate"``): a trained `jacc.surrogate.Surrogate`.
 - `ParticleSource` (``"particle_source"``): a Gaussian beam from Twiss and emittances.
 
 `AnyModel` is the union a pipeline's JSON is read with (discriminated by ``type``);
@@ -16,8 +19,11 @@ from ._config import LatticeConfig, RuntimeConfig, SharedState
 from ._jacc import JaccOpticsModel, JaccTrackingModel
 from ._ports import Port, ProcessorOffsetMultiply
 from ._source import BeamConfig, ParticleSource
+from ._stages import ImpactXModel, XsuiteModel
+from ._surrogate import SurrogateModel
 
-MODEL_TYPES = (JaccTrackingModel, JaccOpticsModel, ParticleSource)
+MODEL_TYPES = (JaccTrackingModel, JaccOpticsModel, ParticleSource, XsuiteModel, ImpactXModel,
+               SurrogateModel)
 AnyModel = Annotated[Union[MODEL_TYPES], Field(discriminator="type")]
 _ADAPTER = TypeAdapter(AnyModel)
 
@@ -28,7 +34,7 @@ def model_from_json(text: str, *, base_dir=None) -> SimulationModel:
 
 
 __all__ = [
-    "AnyModel", "BeamConfig", "Built", "JaccOpticsModel", "JaccTrackingModel", "LatticeConfig",
+    "AnyModel", "BeamConfig", "Built", "ImpactXModel", "JaccOpticsModel", "JaccTrackingModel", "LatticeConfig",
     "MODEL_TYPES", "ParticleSource", "Port", "ProcessorOffsetMultiply", "RuntimeConfig",
-    "SharedState", "SimulationModel", "model_from_json",
+    "SharedState", "SimulationModel", "SurrogateModel", "XsuiteModel", "model_from_json",
 ]

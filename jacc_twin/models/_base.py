@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
-from ._config import LatticeConfig, RuntimeConfig, SharedState
+from ._config import LatticeConfig, RuntimeConfig, SharedState, resolve_path
 from ._frames import from_madx, to_madx
 from ._ports import WITH_REFERENCE, Port
 
@@ -86,12 +86,26 @@ class SimulationModel(BaseModel):
         if self.config_runtime.diff_mode not in self.DIFF_MODES:
             raise ValueError(f"model '{self.name}' ({self.type}): config_runtime.diff_mode must be one "
                              f"of {list(self.DIFF_MODES)}, got {self.config_runtime.diff_mode!r}")
+        self._check_files()
         self.outputs.setdefault("walltime", Port(type="scalar", unit="s",
                                                  description="engine time of the call"))
         self._complete_ports()
         for name, port in self.outputs.items():
             self._check_output(name, port)
         return self
+
+    def _check_files(self) -> None:
+        files = {"config_runtime.eqx_pytree_file_path": self.config_runtime.eqx_pytree_file_path,
+                 "config_lattice.file": None if self.config_lattice is None else self.config_lattice.file}
+        for what, path in files.items():
+            if path is not None and not self.resolve(path).is_file():
+                where = "" if pathlib.Path(path).is_absolute() else \
+                    f", relative to {self._base_dir or pathlib.Path.cwd()}"
+                raise ValueError(f"model '{self.name}': {what} {path!r}: no such file{where}")
+
+    def resolve(self, path: str) -> pathlib.Path:
+        """A path of the model's configuration, relative ones against the pipeline's folder."""
+        return resolve_path(path, self._base_dir)
 
     # ------------------------------------------------------------------ subclass hooks
     def _complete_ports(self) -> None:

@@ -3,6 +3,7 @@ of a lattice section, differentiable by automatic differentiation."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar, Literal
 
 import jax.numpy as jnp
@@ -105,26 +106,80 @@ class JaccTrackingModel(_LatticeModel):
     def _build(self, fidelity: str) -> Built:
         engine, spec, defaults, fuse = self._engine(fidelity)
         record = "centroid" if self.config_runtime.diagnostics else None
-        track = engine.make_tracking_func(spec, record=record, fuse_linear=fuse)
-        params, names = list(defaults), list(self.outputs)
-        n_turns = self.config_lattice.n_turns
+        if fuse:
+            from jacc.engine import fuse_linear
+
+            spec = fuse_linear(spec, None if record is None else spec.monitors)
+        prog = _program(self, ("tracking", record), spec,
+                        lambda: _tracking_program(spec, record, list(defaults), list(self.outputs),
+                                                  self.config_lattice.n_turns))
+        table = jnp.asarray(spec.table)
 
         def fn(ins):
-            res = track({p: ins[p] for p in params}, ins["particles"], n_turns, alive=ins.get("alive"))
-            out = {"particles": res.x, "alive": res.alive}
-            if record is not None:
-                out["bpm_centroids"] = res.monitors.centroid
-            if any(n in names for n in ("n_alive", "centroid", "covariance", "beam_sizes",
-                                        "emittances", "beam_moments")):
-                mean, cov, n = particle_moments(res.x, res.alive)
-                out.update(compute(names, mean, cov), n_alive=n)
-            return {k: v for k, v in out.items() if k in names}
+            return prog(table, ins)
 
-        fn = self.jit(fn)
         shape = self.config_runtime.particle_shape
         if shape is not None:  # compile now, not on the first run
             fn({**defaults, "particles": np.zeros(shape)})
         return Built(fn, defaults, self._static())
+
+
+_PROGRAMS: dict = {}
+
+
+def _program(model, kind: tuple, spec, make):
+    """The compiled program of ``model`` for a compiled line ``spec``, shared by every model
+    of the same line structure, parameters and outputs (the parameter table is an argument)."""
+    from jacc.engine.cache import signature_token
+
+    key = (kind, signature_token(spec), repr(spec.setters), spec.ref, spec.names, tuple(model.config_lattice.params),
+           tuple(model.outputs), tuple(model.inputs), model.config_lattice.n_turns, model.config_runtime.use_jit)
+    prog = _PROGRAMS.get(key)
+    if prog is None:
+        prog = _PROGRAMS[key] = model.jit(make())
+    return prog
+
+
+def _tracking_program(spec, record, params, names, n_turns):
+    """``prog(table, inputs) -> outputs`` of a tracking model (as
+    `jacc.TrackingEngine.make_tracking_func`, with the parameter table an argument).
+
+    Reverse mode re-tracks backwards through the inverse maps (``reverse="reversible"``:
+    memory independent of the turns, and a program several times quicker to compile) when
+    nothing is recorded and the section has no apertures; else it keeps each turn's state.
+    """
+    from jacc.engine.tracker import (differentiable_kernels, make_reversible_turns, make_turn_tracker,
+                                     table_from_dynamic)
+
+    grads = differentiable_kernels(spec)
+    reversible = record is None and all(k.aperture is None for k in spec.kernels)
+    if reversible:
+        rrun = make_reversible_turns(spec, param_grads=grads)
+    else:
+        run = make_turn_tracker(spec, record=record, checkpoint=True, param_grads=grads)
+    wants_moments = any(n in names for n in ("n_alive", "centroid", "covariance", "beam_sizes",
+                                             "emittances", "beam_moments"))
+
+    def prog(table, ins):
+        full = table_from_dynamic(dataclasses.replace(spec, table=table), {p: ins[p] for p in params})
+        x0, alive = jnp.asarray(ins["particles"]), ins.get("alive")
+        out = {}
+        if reversible:
+            x = rrun(full, x0, n_turns)
+            ok = jnp.all(jnp.isfinite(x), axis=1)
+            ok = ok if alive is None else ok & alive
+        else:
+            res = run(full, x0, jnp.ones(x0.shape[0], bool) if alive is None else alive, n_turns)
+            x, ok = res.x, res.alive
+            if record is not None:
+                out["bpm_centroids"] = res.monitors.centroid
+        out.update(particles=x, alive=ok)
+        if wants_moments:
+            mean, cov, n = particle_moments(x, ok)
+            out.update(compute(names, mean, cov), n_alive=n)
+        return {k: v for k, v in out.items() if k in names}
+
+    return prog
 
 
 class JaccOpticsModel(_LatticeModel):
@@ -158,28 +213,38 @@ class JaccOpticsModel(_LatticeModel):
             raise ValueError(f"model '{self.name}': envelope outputs need an 'envelope' input")
 
     def _build(self, fidelity: str) -> Built:
-        from jacc.engine.tracker import table_from_dynamic
-        from jacc.optics.envelope import make_envelope_func
-        from jacc.optics.twiss import INIT_FIELDS, make_twiss_core
-
         engine, spec, defaults, _ = self._engine(fidelity)
-        lat = engine.lattice
-        params, names = list(defaults), list(self.outputs)
-        env_fn = make_envelope_func(spec, lat.name)
-        twiss_core = make_twiss_core(spec, periodic=False, chrom=False, name=lat.name) \
-            if "twiss" in self.inputs else None
+        prog = _program(self, ("optics",), spec,
+                        lambda: _optics_program(spec, engine.lattice.name, list(defaults), list(self.outputs),
+                                                "twiss" in self.inputs))
+        table = jnp.asarray(spec.table)
 
         def fn(ins):
-            table = table_from_dynamic(spec, {p: ins[p] for p in params})
-            out = {}
-            if twiss_core is not None:
-                tw, _ = twiss_core(table, jnp.zeros(()), ins["twiss"].vector())
-                out["twiss_table"] = tw
-                out["twiss"] = jacc.TwissInit(**{k: getattr(tw, k)[-1] for k in INIT_FIELDS})
-            if "envelope" in ins:
-                e = env_fn(table, ins["envelope"].sigma, ins["envelope"].mean)
-                out["envelope"] = Envelope(sigma=e.sigma[-1], mean=e.mean[-1])
-                out.update(compute(names, e.mean[-1], e.sigma[-1]))
-            return {k: v for k, v in out.items() if k in names}
+            return prog(table, ins)
 
-        return Built(self.jit(fn), defaults, self._static())
+        return Built(fn, defaults, self._static())
+
+
+def _optics_program(spec, name, params, names, with_twiss):
+    """``prog(table, inputs) -> outputs`` of an optics model."""
+    from jacc.engine.tracker import table_from_dynamic
+    from jacc.optics.envelope import make_envelope_func
+    from jacc.optics.twiss import INIT_FIELDS, make_twiss_core
+
+    env_fn = make_envelope_func(spec, name)
+    twiss_core = make_twiss_core(spec, periodic=False, chrom=False, name=name) if with_twiss else None
+
+    def prog(table, ins):
+        table = table_from_dynamic(dataclasses.replace(spec, table=table), {p: ins[p] for p in params})
+        out = {}
+        if twiss_core is not None:
+            tw, _ = twiss_core(table, jnp.zeros(()), ins["twiss"].vector())
+            out["twiss_table"] = tw
+            out["twiss"] = jacc.TwissInit(**{k: getattr(tw, k)[-1] for k in INIT_FIELDS})
+        if "envelope" in ins:
+            e = env_fn(table, ins["envelope"].sigma, ins["envelope"].mean)
+            out["envelope"] = Envelope(sigma=e.sigma[-1], mean=e.mean[-1])
+            out.update(compute(names, e.mean[-1], e.sigma[-1]))
+        return {k: v for k, v in out.items() if k in names}
+
+    return prog

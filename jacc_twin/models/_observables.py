@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-__all__ = ["OBSERVABLES", "particle_moments", "compute"]
+__all__ = ["MOMENT_NAMES", "OBSERVABLES", "particle_moments", "compute"]
 
 
 def particle_moments(x, alive):
@@ -42,16 +42,18 @@ def emittances(mean, cov):
     return _sqrt(jnp.stack([cov[i, i] * cov[i + 1, i + 1] - cov[i, i + 1] ** 2 for i in (0, 2, 4)]))
 
 
+_COORDS = ("x", "px", "y", "py", "t", "pt")
+_UPPER = [(i, j) for i in range(6) for j in range(i, 6)]
+MOMENT_NAMES = tuple(f"mean_{c}" for c in _COORDS) + tuple(f"cov_{_COORDS[i]}_{_COORDS[j]}" for i, j in _UPPER)
+"""Names of the 27 elements of ``beam_moments``: the centroid, then the covariance's upper
+triangle row by row (``cov_x_x``, ``cov_x_px``, ...)."""
+
+
 def beam_moments(mean, cov):
-    """Ten transverse moments: ``<x>, <px>, <y>, <py>`` [m, 1], then per plane the rms of
-    position and momentum and their correlation coefficient: ``sigma_x, sigma_px, r_xpx,
-    sigma_y, sigma_py, r_ypy`` (what a linear section's transverse output depends on)."""
-    sz = _sqrt(jnp.diagonal(cov))
-
-    def plane(i):
-        return [sz[i], sz[i + 1], cov[i, i + 1] / (sz[i] * sz[i + 1])]
-
-    return jnp.stack([mean[0], mean[1], mean[2], mean[3], *plane(0), *plane(2)])
+    """The beam's first and second moments as one vector of 27 (`MOMENT_NAMES`): what a
+    (nearly) linear section's output moments depend on."""
+    rows, cols = zip(*_UPPER)
+    return jnp.concatenate([mean, cov[jnp.array(rows), jnp.array(cols)]])
 
 
 # name: (function of (mean, cov), port type, shape)
@@ -60,7 +62,7 @@ OBSERVABLES = {
     "covariance": (lambda mean, cov: cov, "vector", [6, 6]),
     "beam_sizes": (beam_sizes, "vector", [6]),
     "emittances": (emittances, "vector", [3]),
-    "beam_moments": (beam_moments, "vector", [10]),
+    "beam_moments": (beam_moments, "vector", [27]),
 }
 
 
