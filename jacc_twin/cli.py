@@ -58,11 +58,12 @@ def run_pipeline(args) -> int:
     wrt = None
     if args.grad:
         wrt = args.wrt or [k for k, srcs in pipe._external.items() if srcs[0].port.type == "scalar"]
-    out = pipe.run(_parse_set(args.set), grad_of=args.grad, wrt=wrt)
+    inputs = _parse_set(args.set)
+    out = pipe.run(inputs, grad_of=args.grad, wrt=wrt)
     grads = {k: out.pop(k) for k in [f"d{args.grad}/d{w}" for w in wrt or []]}
     limit = None if args.max_elements == 0 else args.max_elements
     report = {"pipeline": pipe.name, "file": str(pathlib.Path(args.file).resolve()),
-              "fidelity": pipe.shared.fidelity, "grad_of": args.grad, "wrt": wrt,
+              "fidelity": pipe.shared.fidelity, "inputs": inputs, "grad_of": args.grad, "wrt": wrt,
               "outputs": to_jsonable(out, limit), "gradients": to_jsonable(grads, limit),
               "command_s": time.perf_counter() - t0}
     path = pathlib.Path(args.json)
