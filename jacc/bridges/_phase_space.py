@@ -45,7 +45,8 @@ def _check_phase_space(who: str, ps) -> None:
 def to_xsuite_particles(ps: PhaseSpace):
     """An ``xt.Particles`` holding ``ps``: its reference particle as ``mass0``, ``q0``,
     ``p0c``, its coordinates as ``(x, px, y, py, zeta, delta)``, ``weight`` and ``state``
-    (1 alive, 0 lost)."""
+    (1 alive, 0 lost). ``particle_id`` is each particle's index in ``ps`` (xtrack keeps lost
+    particles at the end of its arrays)."""
     import xtrack as xt
 
     _check_phase_space("to_xsuite_particles", ps)

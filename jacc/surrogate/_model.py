@@ -142,13 +142,18 @@ class Surrogate(eqx.Module):
                                       for n in self.input_names))
         batch = cols[0].shape
         x = jnp.stack(cols, axis=-1).reshape(-1, self.n_in)
-        y = jax.vmap(self)(x)
+        y = _batched(self, x)
         out, start = {}, 0
         for name, shape in self.output_ports:
             size = prod(shape)
             out[name] = y[:, start:start + size].reshape(batch + shape)
             start += size
         return out
+
+
+@eqx.filter_jit
+def _batched(sur: Surrogate, x):
+    return jax.vmap(sur)(x)
 
 
 def _vector(v, n: int, default: float, name: str):
