@@ -171,7 +171,7 @@ def test_impactx_physics(beam, proton, fodo):
         out = from_impactx_particles(sim.beam, proton)  # the survivors, in input order
     finally:
         sim.finalize()
-    # rounding only; ImpactX's t carries ~1e-12 of its L / beta0 terms (measured 6e-13 m)
+    # rounding only; ImpactX's t carries ~1e-12 of its L / beta0 terms (measured 8e-13 m)
     np.testing.assert_allclose(np.asarray(out.coords), x_jacc[alive_jacc], rtol=0, atol=1e-11)
     # the same through track_impactx (coordinates in, coordinates out)
     ref = track_impactx(line, proton, np.asarray(beam.coords)[alive])
@@ -214,8 +214,8 @@ def test_openpmd_physics_drift(beam, proton):
     pg.drift_to_z(length)
     t_ref = length / (proton.beta0 * jacc.particles.C_LIGHT)  # the reference's arrival
     out = from_particle_group(pg, proton, t_ref=t_ref)
-    # two exact drifts in two codes: rounding of 1.5 m paths (x, y) and of ~5e-8 s
-    # times c (t: the difference of two 20 m terms), measured 4e-17 m and 7e-15 m
+    # two exact drifts in two codes: rounding of 1.5 m paths (x, y) and of ~7e-8 s
+    # times c (t: the difference of two 20 m terms), measured 2e-19 m and 8e-15 m
     np.testing.assert_allclose(np.asarray(out.coords)[:, :4], np.asarray(res.x)[:, :4], rtol=0, atol=1e-15)
     np.testing.assert_allclose(np.asarray(out.coords)[:, 4], np.asarray(res.x)[:, 4], rtol=0, atol=1e-13)
     np.testing.assert_allclose(np.asarray(out.coords)[:, 5], np.asarray(res.x)[:, 5], rtol=0, atol=1e-14)

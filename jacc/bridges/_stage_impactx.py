@@ -34,8 +34,9 @@ class ImpactXStage(Stage):
     """
 
     code = "ImpactX"
-    # ImpactX's t carries ~1e-12 relative rounding (its L / beta0 terms); on a FODO line
-    # 1e-4 gave 1e-5 relative gradient errors, 1e-5 5e-5, 1e-6 5e-4
+    # ImpactX's t carries ~1e-12 relative rounding (its L / beta0 terms); on a FODO line,
+    # for a loss with signed weights, 1e-4 gave 1e-5 relative gradient errors, 1e-5 5e-5,
+    # 1e-6 5e-4, 1e-3 6e-6 (truncation)
     default_fd_rel_step = 1e-4
 
     def __init__(self, lat, rp, params, config: StageConfig | None = None,
