@@ -7,7 +7,6 @@ and a 5 mm aperture; openPMD-beamphysics: its own ballistic drift against JACC's
 drift) and compare after converting back.
 """
 
-import jax
 import numpy as np
 import pytest
 

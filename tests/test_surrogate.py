@@ -100,9 +100,12 @@ def test_predict_by_name(trained, data):
 def test_saved_surrogate_runs_bitwise_in_a_fresh_process(trained, data, tmp_path):
     sur = trained[0]
     _, _, Xv, _ = data
-    path = surrogate.save(sur, tmp_path / "beam_size.eqx", metadata={"source": "JACC"})
+    path = surrogate.save(sur, tmp_path / "beam_size.eqx", history=trained[1],
+                          metadata={"source": "JACC"})
     header = json.loads((tmp_path / "beam_size.json").read_text())
     assert header["input_names"] == ["kf", "kd"] and header["hidden"] == [16, 16]
+    assert header["training"]["steps"] == 3000 and header["training"]["optimizer"] == "lbfgs"
+    assert header["training"]["n_examples"] == 256 and header["metadata"] == {"source": "JACC"}
     assert [p["name"] for p in header["output_ports"]] == OUT
     np.save(tmp_path / "inputs.npy", Xv)
     code = (

@@ -40,12 +40,14 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save(sur: Surrogate, path, *, metadata: dict | None = None) -> Path:
+def save(sur: Surrogate, path, *, history=None, metadata: dict | None = None) -> Path:
     """Write ``sur`` to ``path`` (``.eqx``, added if missing) and its header beside it.
 
     Args:
         sur: the surrogate.
         path: the ``.eqx`` file to write.
+        history: the `TrainHistory` of `fit`: its hyper-parameters and final losses go into
+            the header's ``training`` entry.
         metadata: JSON-serialisable extras kept in the header (e.g. the training source).
 
     Returns:
@@ -61,7 +63,9 @@ def save(sur: Surrogate, path, *, metadata: dict | None = None) -> Path:
         "input_names": list(sur.input_names),
         "output_ports": [{"name": n, "shape": list(s)} for n, s in sur.output_ports],
         "hidden": list(sur.hidden), "activation": sur.activation, "dtype": "float64",
-        "eqx_sha256": _sha256(path), "metadata": metadata or {},
+        "eqx_sha256": _sha256(path),
+        "training": history.summary() if history is not None else {},
+        "metadata": metadata or {},
     }
     header_path(path).write_text(json.dumps(header, indent=2) + "\n")
     return path

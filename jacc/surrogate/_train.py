@@ -30,11 +30,21 @@ class TrainHistory(NamedTuple):
         loss: ``(steps,)`` training loss at each step (on the batch of that step).
         val_step: steps after which the validation loss was computed.
         val_loss: the validation loss there (empty without validation data).
+        options: the training hyper-parameters (what `jacc.surrogate.save` writes into the
+            header's ``training`` entry with the final losses).
     """
 
     loss: np.ndarray
     val_step: np.ndarray
     val_loss: np.ndarray
+    options: dict = {}
+
+    def summary(self) -> dict:
+        """Hyper-parameters and final losses, JSON-serialisable."""
+        out = dict(self.options)
+        out["final_loss"] = float(self.loss[-1]) if len(self.loss) else None
+        out["final_val_loss"] = float(self.val_loss[-1]) if len(self.val_loss) else None
+        return out
 
 
 def _as_data(X, Y, n_in: int, n_out: int, what: str):
@@ -207,8 +217,13 @@ def fit(X, Y, input_names, output_names, *, hidden=(64, 64), steps: int = 2000,
                 post["val"] = f"{vlosses[-1]:.3e}"
             bar.set_postfix(post, refresh=False)
             bar.update(_CHUNK)
+    options = {"hidden": list(sur.hidden), "activation": activation, "steps": n_chunks * _CHUNK,
+               "lr": float(lr), "seed": int(seed), "batch_size": batch_size,
+               "optimizer": optimizer if isinstance(optimizer, str) else
+               ("lbfgs" if line_search else "adam" if optimizer is None else "custom"),
+               "n_examples": int(X.shape[0])}
     history = TrainHistory(np.concatenate(losses), np.asarray(vsteps, dtype=np.int64),
-                           np.asarray(vlosses, dtype=np.float64))
+                           np.asarray(vlosses, dtype=np.float64), options)
     if plot_path is not None:
         plot_history(history, plot_path)
     return sur, history
