@@ -110,18 +110,26 @@ class JaccTrackingModel(_LatticeModel):
             from jacc.engine import fuse_linear
 
             spec = fuse_linear(spec, None if record is None else spec.monitors)
-        prog = _program(self, ("tracking", record), spec,
-                        lambda: _tracking_program(spec, record, list(defaults), list(self.outputs),
-                                                  self.config_lattice.n_turns))
+        params, names, n_turns = list(defaults), list(self.outputs), self.config_lattice.n_turns
+        prog = _program(self, ("tracking", record, False), spec,
+                        lambda: _tracking_program(spec, record, params, names, n_turns, reversible=False))
         table = jnp.asarray(spec.table)
 
         def fn(ins):
             return prog(table, ins)
 
+        fn_ad = None
+        if record is None and all(k.aperture is None for k in spec.kernels):
+            prog_ad = _program(self, ("tracking", record, True), spec,
+                               lambda: _tracking_program(spec, record, params, names, n_turns, reversible=True))
+
+            def fn_ad(ins):
+                return prog_ad(table, ins)
+
         shape = self.config_runtime.particle_shape
         if shape is not None:  # compile now, not on the first run
             fn({**defaults, "particles": np.zeros(shape)})
-        return Built(fn, defaults, self._static())
+        return Built(fn, defaults, self._static(), fn_ad)
 
 
 _PROGRAMS: dict = {}
@@ -140,19 +148,19 @@ def _program(model, kind: tuple, spec, make):
     return prog
 
 
-def _tracking_program(spec, record, params, names, n_turns):
+def _tracking_program(spec, record, params, names, n_turns, reversible: bool):
     """``prog(table, inputs) -> outputs`` of a tracking model (as
     `jacc.TrackingEngine.make_tracking_func`, with the parameter table an argument).
 
-    Reverse mode re-tracks backwards through the inverse maps (``reverse="reversible"``:
-    memory independent of the turns, and a program several times quicker to compile) when
-    nothing is recorded and the section has no apertures; else it keeps each turn's state.
+    ``reversible``: the form to differentiate, whose reverse mode re-tracks backwards
+    through the inverse maps (``reverse="reversible"``: memory independent of the turns,
+    and a program several times quicker to compile than reverse mode through the blocked
+    tracker; its forward pass is slower); only without monitors and apertures.
     """
     from jacc.engine.tracker import (differentiable_kernels, make_reversible_turns, make_turn_tracker,
                                      table_from_dynamic)
 
     grads = differentiable_kernels(spec)
-    reversible = record is None and all(k.aperture is None for k in spec.kernels)
     if reversible:
         rrun = make_reversible_turns(spec, param_grads=grads)
     else:
