@@ -90,6 +90,12 @@ class Stage:
         params: knob names (``lat.knobs``) or ``"element.field"`` / ``"element:n.field"``
             names, in the order of the ``values`` vector.
         config: a `StageConfig` (default: finite differences).
+
+    Attributes:
+        param_names, n_params: the parameters, in the order of the ``values`` vector.
+        initial_values: ``(p,)`` their values in ``lat`` when the stage was made.
+        fd_steps: the finite-difference steps in force (`jacc.bridges._stage_fd.FDSteps`).
+        surrogate: the surrogate of ``config`` (loaded if given as a path), or None.
     """
 
     code = "?"
