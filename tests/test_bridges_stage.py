@@ -17,7 +17,6 @@ import jacc
 from jacc.bridges import ImpactXExporterConfig, ImpactXStage, StageConfig, XsuiteStage
 
 pytest.importorskip("xtrack")
-pytest.importorskip("impactx")
 
 E = jacc
 PARAMS = ["kf", "qd.k1"]
@@ -75,6 +74,7 @@ def xs_stage(fodo):
 
 @pytest.fixture(scope="module")
 def ix_stage(fodo):
+    pytest.importorskip("impactx")  # optional (jacc[impactx]); the Xsuite tests run without
     lat, rp, _ = fodo
     return ImpactXStage(lat, rp, PARAMS, exporter_config=PARAXIAL)
 
