@@ -178,12 +178,12 @@ class SimulationModel(BaseModel):
         if extras and (not self.extra_inputs_allowed or self.extra_inputs_behavior == "error"):
             raise ValueError(f"model '{self.name}': inputs {sorted(extras)} are not declared "
                              f"(declared: {sorted(self.inputs)}) and extra inputs are refused")
-        traced = any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(ins))
+        traced = _traced(ins)
         fn = built.fn_ad if traced and built.fn_ad is not None else built.fn
         t0 = time.perf_counter()
         out = {**built.static, **fn(ins)}
         if not traced:
-            jax.block_until_ready([v for v in jax.tree.leaves(out) if isinstance(v, jax.Array)])
+            _wait(out)
         wall = time.perf_counter() - t0
         out = self._outputs(out)
         out["walltime"] = np.float64(wall)
@@ -222,3 +222,23 @@ class SimulationModel(BaseModel):
     def jit(self, fn: Callable) -> Callable:
         """``fn`` compiled with ``jax.jit`` unless ``config_runtime.use_jit`` is False."""
         return jax.jit(fn) if self.config_runtime.use_jit else fn
+
+
+def _traced(ins: dict) -> bool:
+    """Whether any input is a JAX tracer (being differentiated or jitted)."""
+    for v in ins.values():
+        if isinstance(v, jax.core.Tracer):
+            return True
+        if not isinstance(v, (np.ndarray, jax.Array)) and any(
+                isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(v)):
+            return True
+    return False
+
+
+def _wait(out: dict) -> None:
+    """Wait for the outputs of one compiled call: they are ready together, so one will do."""
+    for v in out.values():
+        if isinstance(v, jax.Array):
+            v.block_until_ready()
+            return
+    jax.block_until_ready([v for v in jax.tree.leaves(out) if isinstance(v, jax.Array)])
