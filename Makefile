@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/tracking.py --json results/tracking.json
 	$(PY) benchmarks/optics.py --json results/optics.json
 	$(PY) benchmarks/latency.py --json results/latency.json
+	$(PY) benchmarks/pipeline.py --json results/pipeline.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info
