@@ -84,6 +84,12 @@ class BPM(VirtualDevice):
             v = self.resolution * np.round(v / self.resolution)
         return u, v
 
+    def refresh(self, t: float) -> None:
+        """Take a reading of the current position now (a poll: no event, no 1 Hz sample)."""
+        u, v = self.reading(self.position_x, self.position_y, t, self.noise)
+        self.x, self.y = float(u), float(v)
+        self.t_read = t
+
     def emit(self, stream: str, t: float) -> EventRecord | None:
         if stream == "orbit_10hz":
             u, v = self.reading(self.position_x, self.position_y, t, self.noise)
