@@ -131,6 +131,18 @@ class Pipeline(BaseModel):
         """Pipeline inputs (values no model upstream produces) -> the ports they feed."""
         return {k: [s.label for s in v] for k, v in self._external.items()}
 
+    def input_defaults(self) -> dict[str, Any]:
+        """The value each pipeline input takes when ``run`` is not given it: the pipeline's
+        ``inputs``, else the port's default, else the model's (a lattice parameter's value:
+        the models are set up); inputs without any are left out."""
+        out = {}
+        for name in self._external:
+            try:
+                out[name] = self._input_value({}, name)
+            except ValueError:
+                pass
+        return out
+
     def model(self, name: str):
         """The model called ``name``."""
         for m in self.models:
@@ -210,6 +222,8 @@ class Pipeline(BaseModel):
     def _input_value(self, values: dict, name: str):
         if name in values:
             return values[name]
+        if name in self.inputs:
+            return np.asarray(self.inputs[name], dtype=float)
         if name not in self._external:
             raise ValueError(f"run: wrt '{name}' is not a pipeline input; inputs: {sorted(self._external)}")
         model_name, port_name = self._external[name][0].label.rsplit(".", 1)

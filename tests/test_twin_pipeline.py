@@ -151,6 +151,12 @@ def test_external_inputs_and_walltime(pipe):
     assert set(OUTPUTS) <= set(out) and np.shape(out["spot"]) == ()
 
 
+def test_input_defaults(pipe):
+    d = pipe.input_defaults()
+    assert float(d["kq6"]) == 19.8535 / 0.2 - 0.5  # the pipeline's inputs
+    assert float(d["emitx_norm"]) == 2.5e-7  # the source's configuration
+
+
 def test_processor_maps_current_to_strength(pipe):
     """kq6 = (I + 0.5) * 0.2: the pipeline with I equals JACC tracking with that kq6."""
     out = pipe.run({"kq6": 95.0})
