@@ -216,3 +216,9 @@ def test_gradient_refused_through_a_model_without_derivatives(surrogate_file):
     p = Pipeline.model_validate(spec)
     with pytest.raises(ValueError, match=r"cannot differentiate through \['dogleg \(jacc_tracking\)'\]"):
         p.run(grad_of="spot", wrt=["kq6"])
+
+
+def test_space_charge_refused_at_setup():
+    m = JaccTrackingModel.model_validate(dogleg(config_runtime={"space_charge": True}))
+    with pytest.raises(NotImplementedError, match="model 'dogleg' \\(jacc_tracking\\): space charge"):
+        m.setup()

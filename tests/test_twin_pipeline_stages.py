@@ -99,3 +99,19 @@ def test_impactx_fallback_to_xsuite(jacc_pipe, monkeypatch):
 def test_code_models_refuse_automatic_differentiation():
     with pytest.raises(ValueError, match="diff_mode must be one of \\['fd', 'surrogate', 'none'\\]"):
         ImpactXModel.model_validate({"name": "ix", "config_lattice": SECTION, "config_runtime": {"diff_mode": "ad"}})
+
+
+def test_jacc_diagnostics_record_bpm_centroids():
+    """With config_runtime.diagnostics the tracking model returns its BPMs' centroids
+    (turns, monitors, 6); the triplet section ends at bpm1, so it is the exit centroid."""
+    triplet = {"file": LATTICE, "end": "bpm1"}
+    p = Pipeline.model_validate({"models": [
+        {"type": "particle_source", "name": "source", "config_lattice": {"file": LATTICE},
+         "config_runtime": {"particle_shape": [N, 6]}, "config_beam": BEAM},
+        {"type": "jacc_tracking", "name": "triplet", "config_lattice": triplet,
+         "config_runtime": {"diagnostics": True},
+         "outputs": {"bpm_centroids": {"type": "vector"}, "centroid": {"type": "vector"}}}]})
+    out = p.run()
+    bpm = np.asarray(out["bpm_centroids"])
+    assert bpm.shape == (1, 1, 6)
+    np.testing.assert_allclose(bpm[0, 0], np.asarray(out["centroid"]), rtol=1e-12, atol=1e-18)
