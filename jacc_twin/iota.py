@@ -237,7 +237,6 @@ class IotaTwin:
         self.pending = {}
         for name, s in self._initial.items():
             self.devices[name].restore(s)
-            self.devices[name].transition_start = self.t if hasattr(self.devices[name], "transition_start") else 0
             self.loop.reschedule(name)
         self.solve(self.t, refresh=True)
 
