@@ -14,8 +14,10 @@ examples/ipi_pipeline.json (ImpactX to bpm1, JACC to bpm3, a surrogate of c2 to 
   ``..._linear``: both linear (low fidelity).
 - ``surrogate_rel_err``: largest |surrogate - JACC tracking| at bpm4 over the pipeline's beam
   for kq6 from -3 % to +3 %, in units of the rms size of the plane (centroids and sizes).
-- ``surrogate_speedup_vs_jacc``: JACC tracking of the section (the model, same beam: every
-  particle) / the surrogate model on the beam's moments, medians of alternating timings.
+- ``surrogate_speedup_vs_jacc``: JACC tracking of the section (every particle of 64 beams,
+  vmapped) / the surrogate on the same 64 beams' moments (vmapped), medians of alternating
+  timings; ``..._one_beam``: one call of each model on the pipeline's beam, as the
+  pipeline makes it (dispatch included).
 - ``pipeline_overhead_ratio``: a pipeline of one JACC model of the whole line / the jitted
   `TrackingEngine.make_tracking_func` called directly on the same particles.
 - ``xsuite_vjp_rel_err``: gradient of a loss (squared rms sizes after the dogleg section)
@@ -121,7 +123,36 @@ def surrogate_section(spec: dict, results: dict) -> None:
     moments = {"beam_moments": out["dogleg.beam_moments"]}
     t_jacc, t_sur, ratio = paired_times(lambda: section.run({"particles": beam}), lambda: sur.run(moments),
                                         rounds=5, min_time=0.2)
-    results.update(section_jacc_s=t_jacc, section_surrogate_s=t_sur, surrogate_speedup_vs_jacc=1.0 / ratio)
+    results.update(section_jacc_one_beam_s=t_jacc, section_surrogate_one_beam_s=t_sur,
+                   surrogate_speedup_vs_jacc_one_beam=1.0 / ratio)
+    surrogate_batch(section, sur, np.asarray(beam), results)
+
+
+def surrogate_batch(section, sur, beam, results: dict, n_beams: int = 64) -> None:
+    """JACC tracking of ``n_beams`` beams through the section against the surrogate on their
+    moments, both vmapped and jitted (the batch of settings a scan or an optimiser asks for)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jacc_twin.models._observables import beam_moments, particle_moments
+
+    scale = np.exp(np.random.default_rng(3).uniform(-0.1, 0.1, (n_beams, 1, 6)))
+    beams = jnp.asarray(beam[None] * scale)
+    alive = jnp.ones(beam.shape[0], bool)
+    moments = jax.jit(jax.vmap(lambda x: beam_moments(*particle_moments(x, alive)[:2])))(beams)
+    keep = ("centroid", "beam_sizes", "x_bpm4", "y_bpm4", "sigma_x_bpm4", "sigma_y_bpm4")
+
+    def batched(model, key):
+        return jax.jit(jax.vmap(lambda v: {k: o for k, o in model.run({key: v}).items() if k in keep}))
+
+    jacc_b, sur_b = batched(section, "particles"), batched(sur, "beam_moments")
+    run_jacc = lambda: jax.block_until_ready(jacc_b(beams))  # noqa: E731
+    run_sur = lambda: jax.block_until_ready(sur_b(moments))  # noqa: E731
+    run_jacc(), run_sur()
+    t_jacc, t_sur, ratio = paired_times(run_jacc, run_sur, rounds=5, min_time=0.2)
+    results.update(surrogate_batch_beams=n_beams, section_jacc_batch_s=t_jacc, section_surrogate_batch_s=t_sur,
+                   surrogate_speedup_vs_jacc=1.0 / ratio)
 
 
 def overhead(spec: dict, results: dict, n: int) -> None:
@@ -211,7 +242,8 @@ def main(argv=None) -> int:
         ("impactx_vs_jacc_max_dx_linear", "m, both linear"),
         ("surrogate_rel_err", "max over kq6 +-3 %, of the rms size"),
         ("surrogate_rel_err_median", "median"),
-        ("surrogate_speedup_vs_jacc", f"JACC section ({args.particles} particles) / surrogate"),
+        ("surrogate_speedup_vs_jacc", f"JACC section / surrogate, 64 beams of {args.particles} particles"),
+        ("surrogate_speedup_vs_jacc_one_beam", "same, one model call each"),
         ("pipeline_overhead_ratio", f"pipeline / compiled function, {args.particles} particles"),
         ("xsuite_vjp_rel_err", "FD VJP through xtrack vs JACC reverse mode"),
         ("example_run_s", "the example pipeline, warm"),

@@ -183,10 +183,10 @@ class Pipeline(BaseModel):
         out["walltime"] = np.float64(time.perf_counter() - t0)
         return out
 
-    def _forward(self, values: dict) -> dict:
+    def _forward(self, values: dict, ad: bool = False) -> dict:
         named = {}
         for m in self.models:
-            values = m.run(values)
+            values = m.run(values, ad=ad)
             named.update({f"{m.name}.{k}": values[k] for k in m.outputs})
         out = {**values, **named}
         for name, loss in self.losses.items():
@@ -204,7 +204,7 @@ class Pipeline(BaseModel):
         static: dict = {}
 
         def f(x):
-            out = self._forward({**values, **x})
+            out = self._forward({**values, **x}, ad=True)
             if grad_of not in out:
                 raise ValueError(f"run: grad_of '{grad_of}' is not a value of the pipeline; "
                                  f"values: {sorted(out)}")

@@ -169,9 +169,14 @@ class SimulationModel(BaseModel):
             self._built = (fidelity, self._build(fidelity))
         return self
 
-    def run(self, values: dict[str, Any]) -> dict[str, Any]:
+    def run(self, values: dict[str, Any], *, ad: bool | None = None) -> dict[str, Any]:
         """The outputs for ``values`` (a dict by input name); see the class docstring for
-        what happens to values that are not declared inputs."""
+        what happens to values that are not declared inputs.
+
+        ``ad``: the call is being differentiated, so the engine's form quicker to
+        differentiate is used (`Built.fn_ad`); None: when the inputs carry JAX's
+        differentiation tracers (a pipeline's ``run(grad_of=...)`` says so explicitly).
+        """
         built = self.setup()._built[1]
         ins = self._inputs(values, built.defaults)
         extras = {k: v for k, v in values.items() if k not in self.inputs}
@@ -179,7 +184,9 @@ class SimulationModel(BaseModel):
             raise ValueError(f"model '{self.name}': inputs {sorted(extras)} are not declared "
                              f"(declared: {sorted(self.inputs)}) and extra inputs are refused")
         traced = _traced(ins)
-        fn = built.fn_ad if traced and built.fn_ad is not None else built.fn
+        if ad is None:
+            ad = traced and _differentiated(ins)
+        fn = built.fn_ad if ad and built.fn_ad is not None else built.fn
         t0 = time.perf_counter()
         out = {**built.static, **fn(ins)}
         if not traced:
@@ -233,6 +240,14 @@ def _traced(ins: dict) -> bool:
                 isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(v)):
             return True
     return False
+
+
+_AD_TRACERS = ("JVPTracer", "LinearizeTracer", "GradTracer")
+
+
+def _differentiated(ins: dict) -> bool:
+    """Whether an input carries a differentiation tracer (not vmap's or jit's alone)."""
+    return any(type(leaf).__name__ in _AD_TRACERS for leaf in jax.tree.leaves(ins))
 
 
 def _wait(out: dict) -> None:
