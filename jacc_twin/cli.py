@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jacc-twin", description="JACC-Twin: the digital twin's tools")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_pipeline(sub)
+    from .cli_run import add_run
+
+    add_run(sub)
     return parser
 
 

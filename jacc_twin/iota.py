@@ -51,7 +51,7 @@ class TwinConfig(BaseModel):
     policy: Literal["synchronous", "batched"] = "synchronous"
     model_rate: float = Field(default=10.0, gt=0)
     bpm_noise: float = Field(default=2e-6, ge=0)
-    bpm_noise_tbt: float = Field(default=2e-5, ge=0)
+    bpm_noise_tbt: float = Field(default=1e-5, ge=0)
     supply_noise: float = Field(default=1e-4, ge=0)
     supply_response: Instant | Exponential | Underdamped = Field(default_factory=Instant, discriminator="kind")
     t: float = 0.0
@@ -68,7 +68,7 @@ class _ModelTick(VirtualDevice):
         return {"tick": self.rate}
 
     def on_event(self, t: float) -> list[EventRecord]:
-        self._ticks["tick"] = self._tick("tick") + 1
+        self.ticks["tick"] = self._tick("tick") + 1
         return self._twin._tick(t)
 
 
@@ -94,7 +94,7 @@ class IotaTwin:
 
     def __init__(self, species: str = "electron", errors_seed: int | None = None, *, faults=None,
                  seed: int = 0, policy: str = "synchronous", bpm_noise: float = 2e-6,
-                 bpm_noise_tbt: float = 2e-5, supply_noise: float = 1e-4, supply_response=None,
+                 bpm_noise_tbt: float = 1e-5, supply_noise: float = 1e-4, supply_response=None,
                  model_rate: float = 10.0, clock: str = "simulated", speed: float = 1.0, record: bool = True,
                  devices=None, t0: float = 0.0):
         self.config = TwinConfig(species=species, errors_seed=errors_seed, faults=faults or FaultSpec(), seed=seed,
@@ -280,7 +280,7 @@ class IotaTwin:
         return (np.array([getattr(b, "x" + sfx) for b in self._bpms]),
                 np.array([getattr(b, "y" + sfx) for b in self._bpms]))
 
-    def measure_tbt(self, n_turns: int = 1024, kick=(2e-5, 2e-5)) -> dict:
+    def measure_tbt(self, n_turns: int = 1024, kick=(5e-5, 5e-5)) -> dict:
         """Kick the beam (``px, py`` [rad] added to the closed orbit at the ring start),
         track ``n_turns`` turns, and hand the turn-by-turn positions to the BPMs, which emit
         ``single_pass`` and ``tbt`` events; returns ``{BPM device: (x (n,), y (n,))}`` readings."""

@@ -12,7 +12,7 @@ __all__ = ["build_devices", "DeviceOptions"]
 class DeviceOptions:
     """Options of the IOTA devices (see `IotaTwin`)."""
 
-    def __init__(self, *, seed: int = 0, bpm_noise: float = 2e-6, bpm_noise_tbt: float = 2e-5,
+    def __init__(self, *, seed: int = 0, bpm_noise: float = 2e-6, bpm_noise_tbt: float = 1e-5,
                  supply_noise: float = 1e-4, supply_response=None, supply_readback_rate: float = 10.0):
         self.seed, self.bpm_noise, self.bpm_noise_tbt = int(seed), float(bpm_noise), float(bpm_noise_tbt)
         self.supply_noise, self.supply_readback_rate = float(supply_noise), float(supply_readback_rate)

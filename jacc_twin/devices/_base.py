@@ -63,9 +63,10 @@ class VirtualDevice(BaseModel):
     @property
     def rng(self) -> np.random.Generator:
         """The device's generator, seeded by ``seed`` and its name."""
-        if self._rng is None:
-            self._rng = np.random.default_rng([int(self.seed), zlib.crc32(self.name.encode())])
-        return self._rng
+        priv = self.__pydantic_private__  # direct: pydantic's private-attribute lookup is slow
+        if priv["_rng"] is None:
+            priv["_rng"] = np.random.default_rng([int(self.seed), zlib.crc32(self.name.encode())])
+        return priv["_rng"]
 
     def restart(self, t0: float = 0.0) -> None:
         """Reseed the noise and put every stream's next event at or after ``t0`` [s]."""
@@ -77,22 +78,31 @@ class VirtualDevice(BaseModel):
         """Streams with a rate [Hz] > 0 (a rate of 0 is a stream on request)."""
         return {}
 
+    @property
+    def ticks(self) -> dict:
+        """Next event index of each stream (its time is ``index / rate``)."""
+        return self.__pydantic_private__["_ticks"]
+
     def _tick(self, stream: str) -> int:
-        return self._ticks.setdefault(stream, 0)
+        return self.__pydantic_private__["_ticks"].setdefault(stream, 0)
 
     def query_next_event(self, t: float) -> float:
         """Simulated time [s] of the next event this device wants (``inf``: none)."""
         best = math.inf
+        ticks = self.__pydantic_private__["_ticks"]
         for s, r in self.rates().items():
-            best = min(best, self._tick(s) / r)
+            k = ticks.setdefault(s, 0)
+            if k / r < best:
+                best = k / r
         return best
 
     def on_event(self, t: float) -> list[EventRecord]:
         """Handle the events due at ``t``: each stream whose next time is ``t`` emits once."""
         out = []
+        ticks = self.__pydantic_private__["_ticks"]
         for s, r in self.rates().items():
-            if self._tick(s) / r == t:
-                self._ticks[s] += 1
+            if ticks.setdefault(s, 0) / r == t:
+                ticks[s] += 1
                 rec = self.emit(s, t)
                 if rec is not None:
                     out.append(rec)

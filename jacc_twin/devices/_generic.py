@@ -73,17 +73,20 @@ class GenericValueModel(VirtualDevice):
     def query_next_event(self, t: float) -> float:
         best = super().query_next_event(t)
         if self.setpoint_rate > 0 and self.moving(t):
-            k = self._ticks.get("setpoint")
+            ticks = self.ticks
+            k = ticks.get("setpoint")
             if k is None or k / self.setpoint_rate < t:
-                k = self._ticks["setpoint"] = math.ceil(t * self.setpoint_rate - 1e-9)
+                k = ticks["setpoint"] = math.ceil(t * self.setpoint_rate - 1e-9)
             best = min(best, k / self.setpoint_rate)
         return best
 
     def on_event(self, t: float) -> list[EventRecord]:
         out = super().on_event(t)
-        k = self._ticks.get("setpoint")
-        if self.setpoint_rate > 0 and k is not None and k / self.setpoint_rate == t:
-            self._ticks["setpoint"] = k + 1
+        if self.setpoint_rate <= 0:
+            return out
+        k = self.ticks.get("setpoint")
+        if k is not None and k / self.setpoint_rate == t:
+            self.ticks["setpoint"] = k + 1
             self.raw_value = self.raw_at(t)
             out.append(EventRecord(t, self.name, "setpoint", self.raw_value))
         return out
@@ -109,7 +112,7 @@ class GenericValueModel(VirtualDevice):
         self.last_setpoint, self.setpoint = self.setpoint, v
         self.raw_value = self.raw_at(t)
         self.t_write = float(t)
-        self._ticks.pop("setpoint", None)
+        self.ticks.pop("setpoint", None)
         return v
 
     def raw_at(self, t: float) -> float:
