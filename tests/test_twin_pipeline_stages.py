@@ -56,10 +56,11 @@ def test_xsuite_model_tracks_like_jacc(jacc_pipe, xsuite_pipe):
 
 
 def test_xsuite_gradient_matches_finite_differences_of_the_pipeline(xsuite_pipe):
-    """d size / d kq6 through the stage's custom VJP (central differences of xtrack, relative
-    step 1e-6, and the source's and loss's reverse mode) against central differences of the
-    whole pipeline (relative step 1e-5); measured 2e-9 relative, tolerance 1e-6 for the
-    differences' truncation and rounding."""
+    """d size / d kq6 through the stage's custom VJP (central differences of xtrack with its
+    default relative step 1e-5, then the loss's reverse mode) against central differences
+    of the whole pipeline (relative step 1e-5); measured 2e-13 relative, tolerance 1e-6
+    for the differences' truncation and rounding. (Against JACC's reverse mode:
+    benchmarks/pipeline.py, xsuite_vjp_rel_err.)"""
     g = float(xsuite_pipe.run(grad_of="size", wrt=["kq6"])["dsize/dkq6"])
     h = 1e-5 * KQ6
     fd = (float(xsuite_pipe.run({"kq6": KQ6 + h})["size"]) - float(xsuite_pipe.run({"kq6": KQ6 - h})["size"])) / (2 * h)

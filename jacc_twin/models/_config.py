@@ -49,7 +49,8 @@ class RuntimeConfig(BaseModel):
         diagnostics: record the engine's monitors (JACC: BPM centroids, output
             ``bpm_centroids``).
         fidelity: None (the pipeline's shared fidelity), ``"low"`` or ``"high"``.
-        fd_step: relative step of finite-difference VJPs.
+        fd_step: relative step of finite-difference VJPs (None: the code's own,
+            `jacc.bridges.Stage.default_fd_rel_step`).
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -61,7 +62,7 @@ class RuntimeConfig(BaseModel):
     particle_shape: list[int] | None = None
     diagnostics: bool = False
     fidelity: Literal["low", "high"] | None = None
-    fd_step: float = Field(default=1e-6, gt=0)
+    fd_step: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _check(self):

@@ -32,7 +32,7 @@ class _CodeModel(_LatticeModel):
     ``config_lattice.params``. Outputs: ``particles`` (lost particles: NaN rows),
     ``alive``, ``n_alive``, ``reference_particle`` and the observables of the beam.
     ``config_runtime.diff_mode``: ``"fd"`` (finite differences of the code, relative step
-    ``fd_step``), ``"surrogate"`` (the stage surrogate in ``eqx_pytree_file_path``) or
+    ``fd_step``, by default the code's own), ``"surrogate"`` (the stage surrogate in ``eqx_pytree_file_path``) or
     ``"none"``.
     """
 
