@@ -40,7 +40,7 @@ def optimise(model, steps: int = 80, span: float = 3.0):
     simplex = {c: [start[c], start[c] + 0.3 * (i == 0), start[c] + 0.3 * (i == 1)]
                for i, c in enumerate(CORRECTORS)}
     gen = NelderMeadGenerator(vocs=vocs, initial_point=start, initial_simplex=simplex)
-    X = Xopt(vocs=vocs, evaluator=Evaluator(function=evaluate), generator=gen)
+    X = Xopt(evaluator=Evaluator(function=evaluate), generator=gen)
     for _ in range(steps):
         X.step()
     best = X.data.loc[X.data["rms"].idxmin()]
