@@ -11,13 +11,14 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install -q -e ".[twin,rl,impactx,io,dev]"
+	$(PY) -m pip install -q -e ".[twin,rl,impactx,io,dev,xopt]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# the IOTA twin for 60 simulated seconds: report in results/twin_run.json, plot in results/
 run: $(STAMP)
-	$(PY) -m jacc_twin.main
+	$(VENV)/bin/jacc-twin run --json results/twin_run.json --out results
 
 # Two pytest workers (the suite is mostly single-threaded XLA compilation); each test file
 # stays on one worker. `make test WORKERS=0` runs in one process. The checks that compile
@@ -40,6 +41,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/tracking.py --json results/tracking.json
 	$(PY) benchmarks/optics.py --json results/optics.json
 	$(PY) benchmarks/latency.py --json results/latency.json
+	$(PY) benchmarks/twin.py --json results/twin.json
 	$(PY) benchmarks/pipeline.py --json results/pipeline.json
 
 clean:
