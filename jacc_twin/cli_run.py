@@ -125,10 +125,11 @@ def plot(r: dict, out: pathlib.Path) -> pathlib.Path:
         ax[i].legend(fontsize=8)
     ax[1].set_xlabel("s [m]")
     ax[0].set_title(f"{r['corrector']} +{r['delta_current_A']} A ({r['delta_kick_rad'] * 1e6:.2f} urad)")
-    ax[2].plot(1e6 * (a["tbt_x"] - a["tbt_x"].mean()), lw=0.6)
+    n = min(200, len(a["tbt_x"]))
+    ax[2].plot(1e6 * (a["tbt_x"][:n] - a["tbt_x"].mean()), ".-", lw=0.6, ms=3)
     ax[2].set_xlabel("turn")
     ax[2].set_ylabel(f"{a['bpm']} x [um]")
-    ax[2].set_title(f"turn by turn after a kick: NAFF qx = {r['naff_tunes']['qx']:.6f}, "
+    ax[2].set_title(f"turn by turn after a kick (first {n} turns): NAFF qx = {r['naff_tunes']['qx']:.6f}, "
                     f"model {r['model_tunes']['qx'] % 1:.6f}")
     out.mkdir(parents=True, exist_ok=True)
     path = out / "twin_run.png"
