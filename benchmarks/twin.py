@@ -29,6 +29,8 @@ cold_compilation()
 def throughput(twin_cls, duration: float, tbt_every: float | None) -> dict:
     twin = twin_cls(errors_seed=1, record=False)
     twin.step(1.0)  # warm: first readings, first events
+    if tbt_every:
+        twin.measure_tbt(1024)  # compiles the turn-by-turn program (once per process)
     n0 = sum(twin.loop.counts.values())
     t0 = time.perf_counter()
     t_end = twin.t + duration
