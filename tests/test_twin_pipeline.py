@@ -222,3 +222,23 @@ def test_space_charge_refused_at_setup():
     m = JaccTrackingModel.model_validate(dogleg(config_runtime={"space_charge": True}))
     with pytest.raises(NotImplementedError, match="model 'dogleg' \\(jacc_tracking\\): space charge"):
         m.setup()
+
+
+def test_vector_shapes_checked_when_built(surrogate_file):
+    sur = {"type": "surrogate", "name": "diag", "config_runtime": {"eqx_pytree_file_path": str(surrogate_file)},
+           "inputs": {"centroid": {"type": "vector", "shape": [27]}}}
+    track = dogleg(outputs={"centroid": {"type": "vector"}})
+    msg = _refused({"models": [source(), track, sur]}, "'dogleg.centroid'", "'diag.centroid'")
+    assert "shape [6] != [27]" in msg
+
+
+def test_extra_inputs_not_allowed():
+    m = ParticleSource.model_validate(source(extra_inputs_allowed=False))
+    with pytest.raises(ValueError, match=r"model 'source': inputs \['kq6'\] are not declared"):
+        m.run({"kq6": 1.0})
+
+
+def test_without_jit_same_particles():
+    jitted = ParticleSource.model_validate(source()).run({})
+    eager = ParticleSource.model_validate(source(config_runtime={"particle_shape": [N, 6], "use_jit": False})).run({})
+    np.testing.assert_allclose(np.asarray(eager["particles"]), np.asarray(jitted["particles"]), rtol=1e-14, atol=0)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 
 from ._config import LatticeConfig, RuntimeConfig, SharedState, resolve_path
 from ._frames import from_madx, to_madx
-from ._ports import WITH_REFERENCE, Port
+from ._ports import WITH_REFERENCE, Port, shapes_compatible
 
 __all__ = ["SimulationModel", "Built"]
 
@@ -125,9 +125,13 @@ class SimulationModel(BaseModel):
         if name not in self.OUTPUTS:
             raise ValueError(f"model '{self.name}' ({self.type}): unknown output '{name}'; "
                              f"this engine computes {sorted(self.OUTPUTS)} and 'walltime'")
-        kind, _ = self.OUTPUTS[name]
+        kind, shape = self.OUTPUTS[name]
         if port.type != kind:
             raise ValueError(f"model '{self.name}': output '{name}' is a {kind}, declared {port.type}")
+        if shape is not None and not shapes_compatible(port.shape, shape):
+            raise ValueError(f"model '{self.name}': output '{name}' has shape {shape}, declared {port.shape}")
+        if port.shape is None and shape is not None:
+            port.shape = list(shape)
 
     # ------------------------------------------------------------------ lattice
     def lattice(self):
