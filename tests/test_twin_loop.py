@@ -133,3 +133,30 @@ def test_devices_round_trip_json():
     back = DeviceList.model_validate_json(text)
     assert back.model_dump_json() == text
     assert isinstance(back.root[0].response, Underdamped)
+
+
+def test_wall_clock_pacing_start_and_stop():
+    import time
+
+    loop = EventLoop([Timer(name="t", rate=100.0)], clock="wall", speed=10.0)
+    t0 = time.perf_counter()
+    n = loop.run_until(0.5)
+    wall = time.perf_counter() - t0
+    # 50 events in [0, 0.5 s); the last one (t = 0.49 s) is due 0.049 s of wall time after
+    # the start at 10x; the upper bound only guards against a loop that sleeps per event
+    assert n == 50 and loop.t == 0.5
+    assert 0.045 <= wall < 5.0
+    bg = EventLoop([Timer(name="t", rate=100.0)], clock="wall", speed=100.0)
+    bg.start()
+    with pytest.raises(RuntimeError, match="already running"):
+        bg.start()
+    time.sleep(0.2)
+    assert bg.running
+    bg.stop()
+    assert not bg.running
+    ticks = bg.counts[("t", "tick")]
+    # 0.2 s of wall time at 100x is about 20 simulated seconds, 2000 events at 100 Hz;
+    # paced, so far fewer than a free run would make in that time
+    assert 100 < ticks < 4000 and 1.0 < bg.t < 40.0
+    time.sleep(0.05)
+    assert bg.counts[("t", "tick")] == ticks  # stopped: nothing more happens
