@@ -17,23 +17,25 @@ $(STAMP): $(PY) pyproject.toml
 install: $(STAMP)
 
 # the IOTA twin for 60 simulated seconds: report in results/twin_run.json, plot in results/
+# a one-minute job: every program compiles quick (JACC_COMPILE=fast, see jacc/_tiered.py)
 run: $(STAMP)
-	$(VENV)/bin/jacc-twin run --json results/twin_run.json --out results
+	JACC_COMPILE=fast $(VENV)/bin/jacc-twin run --json results/twin_run.json --out results
 
 # Two pytest workers (the suite is mostly single-threaded XLA compilation); each test file
-# stays on one worker. `make test WORKERS=0` runs in one process. The checks that compile
-# for minutes (marked slow, skipped unless JACC_SLOW=1) are `make test-slow`; `make test`
-# does not run them yet (their time in CI has not been measured).
+# stays on one worker. `make test WORKERS=0` runs in one process. `make test` runs the
+# default suite, then the checks that compile for minutes (marked slow, skipped unless
+# JACC_SLOW=1) as a second step; each step prints its slowest tests.
 WORKERS ?= 2
 XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
+PYTEST = $(PY) -m pytest -q --durations=15
 
-test: test-fast
+test: test-fast test-slow
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" $(XDIST)
+	$(PYTEST) -m "not slow" $(XDIST)
 
 test-slow: $(STAMP)
-	JACC_SLOW=1 $(PY) -m pytest -q -m slow $(XDIST)
+	JACC_SLOW=1 $(PYTEST) -m slow $(XDIST)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"

@@ -3,13 +3,15 @@
 Importing ``jacc`` enables float64 in JAX: physics is computed in double precision. It
 also turns on JAX's persistent compilation cache (``JACC_COMPILATION_CACHE``: a folder, or
 ``off``; see ``jacc._cache``), so that a new process reuses the programs an earlier one
-compiled.
+compiled. Under ``JACC_COMPILE=fast`` every program of the process compiles with the
+quick tier's XLA options (see ``jacc._tiered``).
 """
 
 import jax as _jax
 
-from . import _cache
+from . import _cache, _tiered
 
+_tiered.use_quick_flags()  # before JAX starts its backend
 _jax.config.update("jax_enable_x64", True)
 # before any submodule compiles anything
 _cache.enable()

@@ -21,6 +21,9 @@ lists) of arrays.
 - ``tiered`` (default): as above (a process that ends while the optimised program is
   being compiled waits for it to finish);
 - ``fast``: the quick program only (test suites, short scripts: no background work);
+  every other program of the process (tracking, closed orbit, calibration) then also
+  compiles with the quick tier's options (`use_quick_flags`, applied when ``jacc`` is
+  imported, through ``XLA_FLAGS``);
 - ``optimized``: one optimised compilation, waited for (the plain ``jax.jit`` behaviour).
 """
 
@@ -48,6 +51,19 @@ def compile_mode() -> str:
     if mode not in MODES:
         raise ValueError(f"JACC_COMPILE must be one of {MODES}, got {mode!r}")
     return mode
+
+
+def use_quick_flags() -> bool:
+    """Under ``JACC_COMPILE=fast``, add `FAST_OPTIONS` to ``XLA_FLAGS`` so that every XLA
+    compilation of the process is quick (a no-op when they are there already, and without
+    effect once JAX has started its CPU backend). Returns whether the flags are set."""
+    if compile_mode() != "fast":
+        return False
+    flags = os.environ.get("XLA_FLAGS", "")
+    extra = [f"--{k}={str(v).lower()}" for k, v in FAST_OPTIONS.items() if f"--{k}=" not in flags]
+    if extra:
+        os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
+    return True
 
 
 _PENDING: "weakref.WeakSet[threading.Thread]" = weakref.WeakSet()

@@ -207,7 +207,9 @@ def test_reversible_reverse_mode_gives_the_same_gradient(rp, x0):
     ck = engine.make_tracking_func(spec, record=None)
     rv = engine.make_tracking_func(spec, record=None, reverse="reversible")
     loss = lambda f: jax.jit(jax.grad(lambda d: jnp.sum(f(d, 10 * x0, 50).x[:, :4] ** 2)))
-    np.testing.assert_array_equal(rv(dyn, x0, 50).x, ck(dyn, x0, 50).x)
+    # the same maps in two compiled programs: XLA may round differently in each (it does at
+    # -O0, the suite's quick compilation), so equal to rounding after 50 turns
+    np.testing.assert_allclose(rv(dyn, x0, 50).x, ck(dyn, x0, 50).x, rtol=1e-12, atol=1e-16)
     g1, g2 = loss(ck)(dyn), loss(rv)(dyn)
     # re-tracking 50 turns backwards recovers the states to ~1e-13 relative
     for k in dyn:
