@@ -1,6 +1,7 @@
 """The ``jacc-twin`` command line.
 
     jacc-twin pipeline FILE.json --json OUT [--grad LOSS [--wrt NAME ...]] [--set NAME=VALUE ...]
+    jacc-twin run | serve | pvs | devices   (`jacc_twin.cli_run`, `jacc_twin.cli_control`)
 
 Sub-commands are argparse sub-parsers: each is a function ``add_<name>(subparsers)`` that
 registers its parser and sets ``func``, the function run with the parsed arguments.
@@ -92,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_run import add_run
 
     add_run(sub)
+    from .cli_control import add_devices, add_pvs, add_serve
+
+    add_serve(sub)
+    add_pvs(sub)
+    add_devices(sub)
     return parser
 
 
