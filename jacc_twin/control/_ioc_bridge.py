@@ -41,6 +41,7 @@ class TwinBridge:
         self._orbit_seen: set = set()
         self._status: dict[str, str] = {}
         self._optics_key = None
+        self._last_setting: dict[str, float] = {}
         self.on_tick: list[Callable[[], None]] = []
 
     def attach(self) -> None:
@@ -54,9 +55,12 @@ class TwinBridge:
         """Post every served variable's current value (at start)."""
         for v in variables().values():
             value = self.twin.read(v.variable)
+            if v.kind == "setting":
+                self._last_setting[v.variable] = value
             if v.kind != "waveform" or len(value):
                 self.post(v.variable, value)
         self.post_orbit()
+        self.post("ORBIT:S", np.asarray(self.twin.ring.bpm_s, float))
         for d in self.settings:
             self.post_status(d, self.twin.t)
 
@@ -65,8 +69,11 @@ class TwinBridge:
             self.post(name, self.twin.read(name))
         if rec.device in self.settings:
             self.post_status(rec.device, rec.t)
-            for name in self.settings[rec.device]:
-                self.post(name, self.twin.read(name))  # settings written by other clients of the twin
+            for name in self.settings[rec.device]:  # settings written by other clients of the twin
+                value = self.twin.read(name)
+                if self._last_setting.get(name) != value:
+                    self._last_setting[name] = value
+                    self.post(name, value)
         elif rec.stream == "orbit_10hz":
             self._orbit_seen.add(rec.device)
             if len(self._orbit_seen) == len(self.bpms):

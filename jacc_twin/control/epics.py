@@ -27,6 +27,7 @@ import numpy as np
 from ._debug import DebugModel, PVDatabase
 from ._ioc_bridge import TwinBridge
 from ._ioc_groups import device_group_class
+from ._ioc_writer import SerialWriter
 from ._pvs import DEFAULT_PREFIX, TBT_MAX_TURNS, catalogue
 
 __all__ = ["TwinIOC", "server_interfaces"]
@@ -95,24 +96,32 @@ class TwinIOC:
         self._started = threading.Event()
         self._stopping: asyncio.Event | None = None
         self._error: BaseException | None = None
+        self._writer = SerialWriter(self.lock)
 
     # ------------------------------------------------------------------ writes from clients
     async def put(self, instance, value):
-        """A client's write of a read-write PV: checked, applied to the twin, or refused."""
+        """A client's write of a read-write PV: checked, applied to the twin, or refused.
+
+        Writes are applied one after the other on one writer thread, in the order they came
+        (the server's loop stays free to answer clients while the machine is solved)."""
         info = self.infos[instance.pvname]
-        try:
+
+        def apply():  # on the writer's thread, under the twin's lock
             v = self._check(info, value)
-            with self.lock:
-                if info.kind == "command":
-                    self.twin.measure_tbt(int(v))
-                else:
-                    self.twin.write({info.variable: v})
+            if info.kind == "command":
+                self.twin.measure_tbt(int(v))
+            else:
+                self.twin.write({info.variable: v})
+            self.n_applied += 1
+            self.applied.append((info.variable or info.name, v))
+            return v
+
+        try:
+            v = await asyncio.wrap_future(self._writer.submit(apply))
         except Exception as err:
             self.n_refused += 1
             log.warning("refused write %s = %r: %s", instance.pvname, value, err)
             raise
-        self.n_applied += 1
-        self.applied.append((info.variable or info.name, v))
         if instance.alarm.severity:
             await instance.alarm.write(status=0, severity=0)
         return v
@@ -165,6 +174,7 @@ class TwinIOC:
         self.port = ctx.port
         if server.done():
             server.result()  # raises the server's start-up error
+        await self._describe_records()
         with self.lock:
             self.bridge.attach()
             self.bridge.initial()
@@ -174,6 +184,16 @@ class TwinIOC:
         for task in (server, pump):
             task.cancel()
         await asyncio.gather(server, pump, return_exceptions=True)
+
+    async def _describe_records(self) -> None:
+        """Record fields that caproto does not take from the channel: EGU (units), DESC."""
+        for name, info in self.infos.items():
+            fields = getattr(self.pvdb[name], "field_inst", None)
+            if fields is None:
+                continue
+            if info.unit and hasattr(fields, "engineering_units"):
+                await fields.engineering_units.write(info.unit[:15])
+            await fields.description.write(info.description[:40])
 
     def _thread_main(self) -> None:
         try:
@@ -209,6 +229,7 @@ class TwinIOC:
         if self._aloop is not None and self._thread is not None:
             self._aloop.call_soon_threadsafe(self._stopping.set)
             self._thread.join(timeout)
+        self._writer.close()
         self._thread = None
         self._aloop = None
 
