@@ -4,12 +4,13 @@ A listener on the twin's event loop (it runs on the loop's thread) maps each eve
 the PVs it refreshes, reads their values from the twin there, and hands ``(PV, value)``
 pairs to the IOC's asyncio loop. The orbit waveforms and the orbit rms go out once per 10 Hz
 tick, when every BPM has read; tunes and chromaticities at the model tick after a setting
-changed.
+changed (computed off the loop's thread).
 """
 
 from __future__ import annotations
 
 import collections
+import threading
 from typing import Callable
 
 import numpy as np
@@ -42,6 +43,9 @@ class TwinBridge:
         self._status: dict[str, str] = {}
         self._optics_key = None
         self._last_setting: dict[str, float] = {}
+        self._optics_guard = threading.Lock()
+        self._optics_busy = False
+        self._optics_vec = None
         self.on_tick: list[Callable[[], None]] = []
 
     def attach(self) -> None:
@@ -100,9 +104,28 @@ class TwinBridge:
         self.post("ORBIT:RMS_Y", self.twin.read("ORBIT:RMS_Y"))
 
     def post_optics(self) -> None:
+        """Tunes and chromaticities of a new setting, computed on a thread of their own (a
+        Twiss takes tens of ms: on the loop's thread it would delay the BPMs' events)."""
         key = self.twin.vector().tobytes()
         if key == self._optics_key:
             return
         self._optics_key = key
-        for name in ("TUNE:QX", "TUNE:QY", "TUNE:DQX", "TUNE:DQY"):
-            self.post(name, self.twin.read(name))
+        self._optics_vec = self.twin.vector()
+        with self._optics_guard:
+            if self._optics_busy:
+                return  # the running computation picks up the newest setting when done
+            self._optics_busy = True
+        threading.Thread(target=self._optics_worker, name="jacc-twin-optics", daemon=True).start()
+
+    def _optics_worker(self) -> None:
+        done = None
+        while True:
+            with self._optics_guard:
+                vec = self._optics_vec
+                if done is not None and np.array_equal(vec, done):
+                    self._optics_busy = False
+                    return
+            optics = self.twin.ring.optics(vec)
+            for name in ("qx", "qy", "dqx", "dqy"):
+                self.post(f"TUNE:{name.upper()}", optics[name])
+            done = vec

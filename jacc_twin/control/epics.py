@@ -91,7 +91,9 @@ class TwinIOC:
         self.bridge.on_tick.append(self._refresh_debug)
         self.port = None
         self._aloop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue | None = None
+        self._pending: collections.deque = collections.deque()
+        self._wake: asyncio.Event | None = None
+        self._wake_scheduled = False
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._stopping: asyncio.Event | None = None
@@ -139,11 +141,16 @@ class TwinIOC:
 
     # ------------------------------------------------------------------ updates from the twin
     def _post_threadsafe(self, name: str, value) -> None:
+        """From the loop's thread: queue an update; wake the server's loop once per burst
+        (one wake-up per burst, not per value: each costs a system call and the GIL)."""
         aloop = self._aloop
-        if aloop is not None and not aloop.is_closed():
-            inst = self.pvdb.get(f"{self.prefix}{name}")
-            if inst is not None:
-                aloop.call_soon_threadsafe(self._queue.put_nowait, (inst, value))
+        inst = self.pvdb.get(f"{self.prefix}{name}")
+        if inst is None or aloop is None or aloop.is_closed():
+            return
+        self._pending.append((inst, value))
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
+            aloop.call_soon_threadsafe(self._wake.set)
 
     def _refresh_debug(self) -> None:
         for ch in self.pvdb.debug_channels():
@@ -152,17 +159,21 @@ class TwinIOC:
 
     async def _pump(self) -> None:
         while True:
-            inst, value = await self._queue.get()
-            try:
-                await inst.write(value, verify_value=False)
-            except Exception:  # a PV that cannot take a value must not stop the others
-                log.exception("update of %s failed", inst.pvname)
+            await self._wake.wait()
+            self._wake.clear()
+            self._wake_scheduled = False
+            while self._pending:
+                inst, value = self._pending.popleft()
+                try:
+                    await inst.write(value, verify_value=False)
+                except Exception:  # a PV that cannot take a value must not stop the others
+                    log.exception("update of %s failed", inst.pvname)
 
     # ------------------------------------------------------------------ running
     async def _main(self) -> None:
         from caproto.asyncio.server import Context
 
-        self._aloop, self._queue, self._stopping = asyncio.get_running_loop(), asyncio.Queue(), asyncio.Event()
+        self._aloop, self._wake, self._stopping = asyncio.get_running_loop(), asyncio.Event(), asyncio.Event()
         ctx = Context(self.pvdb, self.interfaces)
         port = os.environ.get("EPICS_CAS_SERVER_PORT")
         if port:
