@@ -125,7 +125,7 @@ def main(argv=None) -> int:
                 ["quantity", "value"],
                 [["CA write -> first BPM monitor update, median [ms]", w["median_ms"]],
                  ["CA write -> first BPM monitor update, p99 [ms]", w["p99_ms"]],
-                 [f"writes measured (missed)", f"{w['n']} ({w['missed']})"],
+                 ["writes measured (missed)", f"{w['n']} ({w['missed']})"],
                  ["CA reads per second (one client, round trips)", res["pv_reads_per_s"]],
                  ["DRF2 requests parsed per second", res["drf2_parses_per_s"]],
                  ["twin + IOC start [s]", res["ioc_start_s"]]])
