@@ -3,7 +3,8 @@ client and pyepics read, write and monitor; a corrector write moves the BPM read
 orbit-response prediction; bad writes are refused and change nothing; a client killed
 mid-monitor; 10,000 writes applied in order.
 
-One twin (paced to the wall clock, noise off) and one IOC per module, on a free port."""
+One twin (paced to the wall clock, noise off but for one test) and one IOC per module, on a
+free port."""
 
 import math
 import os
@@ -102,6 +103,34 @@ def test_corrector_write_moves_bpms_by_the_orm(ioc, ca):
     # second order in the kick (sextupoles; 7.8e-10 m at the largest BPM for this corrector,
     # as in tests/test_twin_iota.py) and the ORM's linearisation; BPMs perfect, no noise
     assert np.max(np.abs(change - pred)) < 1e-9
+
+
+def test_corrector_write_with_bpm_noise_on(ioc, ca):
+    twin = ioc.twin
+    noise = 2e-6
+    bpms = [d for d in twin.devices.values() if type(d).__name__ == "BPM"]
+    sp, xs, ys = (_pv(ca, f"IOTA:{n}") for n in ("HCB2R:SETTING", "ORBIT:X", "ORBIT:Y"))
+    try:
+        with ioc.lock:
+            for b in bpms:
+                b.noise = noise
+        time.sleep(0.3)
+        x0, y0 = xs.read().data.copy(), ys.read().data.copy()
+        ps = twin.devices["HCB2R"]
+        with ioc.lock:
+            k0, vec0 = ps.strength(), twin.vector()
+        sp.write(ps.current_for(k0 + 10e-6), wait=True, timeout=5.0)
+        time.sleep(0.35)
+        x1, y1 = xs.read().data, ys.read().data
+    finally:
+        with ioc.lock:
+            for b in bpms:
+                b.noise = 0.0
+    pred = twin.ring.orm(vec0)[:, twin.ring.correctors.index("cb2r:1")] * (ps.strength() - k0)
+    change = np.concatenate([x1 - x0, y1 - y0])
+    # the difference of two readings has an rms of sqrt(2) noise; 6 sigma over 42 values
+    assert np.max(np.abs(change - pred)) < 6 * math.sqrt(2) * noise
+    assert np.max(np.abs(change - pred)) > 1e-9  # the noise is there
 
 
 def test_monitor_updates_at_the_bpm_rate(ioc, ca):
