@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import json
 import pathlib
+import threading
 import time
 
 import numpy as np
@@ -45,6 +46,11 @@ def run_twin(duration: float = 60.0, seed: int = 0, errors_seed=None, species: s
     w0 = time.perf_counter()
     twin = IotaTwin(species=species, errors_seed=errors_seed, seed=seed, record=False)
     w_build = time.perf_counter() - w0
+    # the model optics (a Twiss with chromaticity: the largest program of the run) compile
+    # on the second core while the twin runs on this one (XLA releases Python's lock)
+    optics_ready = threading.Thread(target=twin.ring.optics, args=(twin.vector(),),
+                                    name="jacc-twin-optics", daemon=True)
+    optics_ready.start()
     twin.run_until(duration / 2)
     before_true, before_1hz = twin.orbit(), twin.bpm_readings("orbit_1hz")
     ps = twin.devices[corrector]
@@ -66,6 +72,7 @@ def run_twin(duration: float = 60.0, seed: int = 0, errors_seed=None, species: s
     x = np.array([tbt[b.name][0] for b in twin._bpms]).T
     y = np.array([tbt[b.name][1] for b in twin._bpms]).T
     qx, qy = naff_tunes(x, y)
+    optics_ready.join()
     model = twin.optics()
     counts = collections.Counter()
     for (dev, stream), n in twin.loop.counts.items():
