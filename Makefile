@@ -23,15 +23,13 @@ run: $(STAMP)
 
 # Two pytest workers (the suite is mostly single-threaded XLA compilation); each test file
 # stays on one worker. `make test WORKERS=0` runs in one process. `make test` runs the
-# default suite; the older checks that compile or sample for many minutes (marked slow,
-# skipped unless JACC_SLOW=1) are `make test-slow`, not yet part of `make test`: one of
-# them fails under the suite's quick compilation and is still to be found. Each step
-# prints its slowest tests.
+# default suite, then the checks that compile for minutes (marked slow, skipped unless
+# JACC_SLOW=1) as a second step; each step prints its slowest tests.
 WORKERS ?= 2
 XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 PYTEST = $(PY) -m pytest -q --durations=15
 
-test: test-fast
+test: test-fast test-slow
 
 test-fast: $(STAMP)
 	$(PYTEST) -m "not slow" $(XDIST)

@@ -1,8 +1,10 @@
 """Bayesian LOCO on IOTA: NumPyro NUTS and BlackJAX on the same posterior, convergence, coverage.
 
 The data are drawn from the prior (1% rms gradient errors) with known noise, so a correct
-posterior covers the truth at its nominal rate. The 10-seed coverage study is gated behind
-``JACC_SLOW=1``: about two minutes of sampling on a 2-core machine.
+posterior covers the truth at its nominal rate. The whole file runs in the second step of
+`make test` (``JACC_SLOW=1``): compiling and sampling the IOTA posteriors takes about five
+minutes on a 2-core machine, the 10-seed coverage study two more. The samplers themselves
+are also checked on a closed-form posterior in the default suite (test_calibrate_inference).
 """
 
 import os
@@ -23,6 +25,7 @@ SPEC = ErrorSpec(quad_rel=0.01, orm_noise=0.05, dispersion_noise=0.01)
 # step size, and 4 x 200 draws are enough for R-hat and ESS on a near-Gaussian posterior
 OPTS = SamplerOptions(num_warmup=100, num_samples=200, num_chains=4, seed=0, progress=False,
                       adapt_mass_matrix=False)
+pytestmark = pytest.mark.slow
 slow = [pytest.mark.slow, pytest.mark.skipif(os.environ.get("JACC_SLOW") != "1",
                                              reason="10-seed coverage study and fixed-length HMC; run with JACC_SLOW=1")]
 

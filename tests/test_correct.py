@@ -28,6 +28,7 @@ def misaligned(iota):
     return errors.apply(lat)
 
 
+@pytest.mark.slow  # the closed orbit's response matrix of IOTA: a minute of compilation
 def test_svd_orbit_correction_reduces_rms_tenfold(iota, misaligned):
     _, rp, corr = iota
     res = correct_orbit(misaligned, rp, correctors=corr)

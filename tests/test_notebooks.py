@@ -16,6 +16,9 @@ CONCLUSIONS = {
 }
 
 
+# a notebook compiles its programs in a fresh kernel (IOTA's LOCO walk-through: about 5
+# minutes): the second step of `make test`
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["iota_matching_loco.ipynb", "ipi_pipeline.ipynb"])
 def test_notebook_runs(name, monkeypatch):
     nbformat = pytest.importorskip("nbformat")

@@ -98,6 +98,7 @@ def test_twiss_gradient_matches_finite_differences(flagged, derivatives):
     assert_matches_finite_differences(outputs, jac(dyn), dyn, dyn, 1e-3)
 
 
+@pytest.mark.slow  # reverse mode through the optics: a minute of compilation
 def test_reverse_mode_matches_finite_differences(flagged):
     """jax.grad of first-order optics (tunes, dispersion, beta and alpha at rows)."""
     engine, spec, dyn = flagged
@@ -125,6 +126,7 @@ def test_reverse_mode_through_chromaticity(flagged, derivatives):
         np.testing.assert_allclose(np.asarray(rev[k]), np.asarray(f[k]), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow  # third-order program: a minute and a half of compilation
 def test_chromaticity_gradient_of_a_sextupole_is_linear(flagged, derivatives):
     """d(dqx)/d(k2) is a constant (chromaticity is linear in sextupole strength on momentum
     with no orbit): the derivative at two strengths agrees, and predicts the change."""

@@ -170,6 +170,7 @@ def test_coupled_ring_against_xtrack(coupled):
     assert abs(float(tw.dqx) - ref.dqx) < 1e-4 and abs(float(tw.dqy) - ref.dqy) < 1e-4
 
 
+@pytest.mark.slow  # the 6D program (RF on) of both rings
 def test_six_d_optics_with_rf_against_xtrack(rings):
     """FODO ring with 1 MV RF: 6D closed orbit, normal form, synchrotron tune."""
     path, lat, rp = rings["fodo"]

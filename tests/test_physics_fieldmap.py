@@ -26,6 +26,7 @@ def test_uniform_field_map_equals_the_solenoid():
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow  # adaptive Dormand-Prince under jacfwd and grad: half a minute to compile
 def test_field_map_is_symplectic_to_its_tolerance_and_differentiable():
     rp, lfm, _ = _lats()
     lfm = jacc.Lattice.from_elements([jacc.FieldMap(name="fm", l=0.6, z=[0.0, 0.2, 0.4, 0.6],

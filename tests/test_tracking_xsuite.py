@@ -183,6 +183,7 @@ def _rf_phased_for(case, lag):
     return lat, rp, line
 
 
+@pytest.mark.slow  # a dynamic-aperture search on each ring first: 40 s per ring
 @pytest.mark.parametrize("name, by_apertures", [("fodo", False), ("iota_e", True), ("iota_p", True)])
 def test_half_dynamic_aperture_agrees_with_xtrack(request, name, by_apertures):
     case = request.getfixturevalue(name)

@@ -4,11 +4,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 
 REQUIRED = ("events_per_stream", "orbit_change_rms_m", "orbit_change_vs_orm_max_abs_m", "naff_tunes",
             "model_tunes", "simulated_s", "wall_s")
 
 
+@pytest.mark.slow  # a fresh process compiles the twin's orbit, tracking, ORM and optics programs
 def test_jacc_twin_run_writes_its_report_and_plot(tmp_path):
     out = tmp_path / "report.json"
     cmd = [sys.executable, "-m", "jacc_twin.cli", "run", "--duration", "4", "--seed", "1",
