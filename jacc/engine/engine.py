@@ -150,8 +150,9 @@ def _placements(lattice: Lattice, which) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
-def _as_batch(x0):
-    x0 = jnp.asarray(x0, dtype=jnp.float64)
+def _as_batch(x0, xp=jnp):
+    """``x0`` as an ``(n, 6)`` float64 array of the array module ``xp`` (one particle: n = 1)."""
+    x0 = xp.asarray(x0, dtype=xp.float64)
     if x0.ndim == 1:
         x0 = x0[None, :]
     if x0.ndim != 2 or x0.shape[1] != 6:
@@ -162,14 +163,7 @@ def _as_batch(x0):
 def _batch_for_call(x0):
     """`_as_batch` for a call from the host: NumPy input stays NumPy (the compiled program
     takes it as it is; ``jnp.asarray`` would add a device transfer of its own)."""
-    if isinstance(x0, jax.Array):
-        return _as_batch(x0)
-    x0 = np.asarray(x0, dtype=np.float64)
-    if x0.ndim == 1:
-        x0 = x0[None, :]
-    if x0.ndim != 2 or x0.shape[1] != 6:
-        raise ValueError(f"x0 must have shape (n, 6) (x, px, y, py, t, pt), got {x0.shape}")
-    return x0
+    return _as_batch(x0, jnp if isinstance(x0, jax.Array) else np)
 
 
 _PROGRAMS: dict = {}
