@@ -170,6 +170,83 @@ class Lattice(BaseModel):
 
         return write_madx(self)
 
+    @classmethod
+    def from_pals(cls, obj) -> "Lattice":
+        """From PALS: a document dict, a ``pals.PALSroot`` or a ``.pals.yaml``/``.pals.json`` path
+        (:func:`jacc.lattice.io_pals.from_pals`)."""
+        from .io_pals import from_pals
+
+        return from_pals(obj)
+
+    def to_pals(self) -> dict:
+        """The PALS document (a dict that pals-schema validates; :func:`jacc.lattice.io_pals.to_pals`)."""
+        from .io_pals import to_pals
+
+        return to_pals(self)
+
+    @classmethod
+    def from_bmad(cls, path) -> "Lattice":
+        """Import a Bmad lattice file (the line named by ``use``; :mod:`jacc.lattice.io_bmad`)."""
+        from .io_bmad import read_bmad
+
+        return read_bmad(path)
+
+    def to_bmad(self) -> str:
+        """Bmad lattice text (:func:`jacc.lattice.io_bmad.write_bmad`)."""
+        from .io_bmad import write_bmad
+
+        return write_bmad(self)
+
+    @classmethod
+    def from_elegant(cls, path, line: str | None = None) -> "Lattice":
+        """Import an elegant ``.lte`` file (:func:`jacc.lattice.io_elegant.read_elegant`)."""
+        from .io_elegant import read_elegant
+
+        return read_elegant(path, line=line)
+
+    def to_elegant(self) -> str:
+        """elegant ``.lte`` text (:func:`jacc.lattice.io_elegant.write_elegant`)."""
+        from .io_elegant import write_elegant
+
+        return write_elegant(self)
+
+    def survey(self, **initial):
+        """Floor coordinates as MAD-X SURVEY (:func:`jacc.lattice.survey.survey`)."""
+        from .survey import survey
+
+        return survey(self, **initial)
+
+    # MAD-X SEQEDIT operations, each returning a new lattice (:mod:`jacc.lattice.seqedit`).
+    def cycle(self, start: str) -> "Lattice":
+        """The ring started at placement ``start`` (``name`` or ``name:n``), as SEQEDIT CYCLE."""
+        from .seqedit import cycle
+
+        return cycle(self, start)
+
+    def install(self, element: Element, at: float, from_: str | None = None) -> "Lattice":
+        """``element`` installed with its centre at ``at`` [m] (from ``from_``), as SEQEDIT INSTALL."""
+        from .seqedit import install
+
+        return install(self, element, at, from_=from_)
+
+    def remove(self, pattern: str) -> "Lattice":
+        """Placements whose name (or ``name:n``) matches ``pattern`` removed (drift left), as SEQEDIT REMOVE."""
+        from .seqedit import remove
+
+        return remove(self, pattern)
+
+    def replace(self, pattern: str, element: Element) -> "Lattice":
+        """Placements matching ``pattern`` replaced by ``element`` centred at the same s (SEQEDIT REPLACE)."""
+        from .seqedit import replace
+
+        return replace(self, pattern, element)
+
+    def reflect(self) -> "Lattice":
+        """The lattice in reverse order, as SEQEDIT REFLECT."""
+        from .seqedit import reflect
+
+        return reflect(self)
+
     def copy(self) -> "Lattice":
         """An independent deep copy."""
         return type(self).model_validate(self.model_dump())
