@@ -29,6 +29,7 @@ from .engine import (  # noqa: E402,F401
 )
 from .optics import ClosedOrbitOptions, TwissInit, TwissOptions, TwissTable, twiss  # noqa: E402,F401
 from . import lattices  # noqa: E402,F401
+from . import nonlinear  # noqa: E402,F401
 # jacc.match is the function; its pieces: `from jacc.match import Target, Vary, Matcher`
 from .match import MatchOptions, MatchResult, Target, Vary, match  # noqa: E402,F401
 

@@ -20,7 +20,10 @@ from jacc.lattice import Lattice, PhysicsWarning
 from jacc.lattice.io_madx import beam_reference_particle, read_madx
 from jacc.particles import ReferenceParticle, codata2018_mass
 
-__all__ = ["data_path", "fodo_ring", "iota", "reference_from_beam"]
+from .nonlinear_insert import NonlinearInsert, insert_beta, with_nonlinear_insert
+
+__all__ = ["NonlinearInsert", "data_path", "fodo_ring", "insert_beta", "iota", "reference_from_beam",
+           "with_nonlinear_insert"]
 
 IOTA_FILE = "t1_iota_8_4_with_correctors.madx"
 FODO_FILE = "fodo40.madx"
@@ -44,7 +47,8 @@ def _parsed(filename: str) -> Lattice:
         return read_madx(data_path(filename))
 
 
-def iota(species: str = "electron") -> tuple[Lattice, ReferenceParticle]:
+def iota(species: str = "electron", *,
+         nonlinear_insert: NonlinearInsert | None = None) -> tuple[Lattice, ReferenceParticle]:
     """The IOTA ring with 20 H/V correctors (knobs ``hk_sq*``, ``vk_sq*``) and its particle.
 
     Args:
@@ -53,6 +57,9 @@ def iota(species: str = "electron") -> tuple[Lattice, ReferenceParticle]:
             replaces the file's 0.510998928 MeV by its own for ``particle=electron``), so
             that tunes and momenta match MAD-X; ``"proton"``: 2.5 MeV kinetic energy, with
             MAD-X's proton mass (CODATA 2018), as IOTA runs with protons.
+        nonlinear_insert: None (the bare drift), or a `NonlinearInsert`: thin Danilov-Nagaitsev
+            lens slices filled along the nonlinear section (between ``nlr1`` and ``nlr2``,
+            1.8 m, phase advance 0.3; see `jacc.lattices.nonlinear_insert`).
 
     Returns:
         ``(lat, rp)``: a fresh copy of the lattice and a ``ReferenceParticle``. The magnet
@@ -61,7 +68,10 @@ def iota(species: str = "electron") -> tuple[Lattice, ReferenceParticle]:
     if species not in ("electron", "proton"):
         raise ValueError(f"iota: species must be 'electron' or 'proton', got {species!r}")
     lat = _parsed(IOTA_FILE).copy()
-    return lat, reference_from_beam(lat, species)
+    rp = reference_from_beam(lat, species)
+    if nonlinear_insert is not None:
+        lat = with_nonlinear_insert(lat, nonlinear_insert)
+    return lat, rp
 
 
 def fodo_ring() -> tuple[Lattice, ReferenceParticle]:
