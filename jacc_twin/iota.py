@@ -3,8 +3,12 @@
 The twin is the embedded IOTA lattice (`jacc.lattices.iota`) with, optionally, seeded
 faults (`jacc_twin.faults`: the machine), its devices (`jacc_twin.iota_devices`: corrector
 and quadrupole supplies, 21 BPMs, DCCT, RF station, timer) on the event loop
-(`jacc_twin.loop`), and the ring's physics (`jacc_twin.ring`). Variables are named by the
-table of `jacc_twin.names`.
+(`jacc_twin.loop`), and the ring's physics as a `jacc_twin.Pipeline` of three stages
+(`jacc_twin.models.RingOrbitModel` ``"orbit"``, `RingTurnByTurnModel` ``"tbt"``,
+`RingOpticsModel` ``"optics"``). Devices bind to a stage by name (their ``segment``) and
+receive its output ports after each run of it; the supplies' setpoints and the RF
+frequency flow back as the stages' inputs (``parameters``, ``delta``). Variables are named
+by the table of `jacc_twin.names`.
 
 Writes: ``write({variable: value, ...})`` is one atomic batch: every value is checked
 against its device's limits first, then all are applied and the machine solved once; a
@@ -29,8 +33,9 @@ from .devices._response import Exponential, Instant, Underdamped
 from .faults import FaultSpec, draw_faults, no_faults
 from .iota_devices import DeviceOptions, build_devices
 from .loop import EventLoop
+from .models._ring import RingOpticsModel, RingOrbitModel, RingTurnByTurnModel
 from .names import lookup
-from .ring import RingPhysics
+from .ring import RingPhysics, solution_from
 
 __all__ = ["IotaTwin", "TwinConfig", "UnstableSettingError"]
 
@@ -114,13 +119,32 @@ class IotaTwin:
             self._fixed[self.ring.index[k]] = v
         self._supplies = [d for d in devices if isinstance(d, MagnetPowerSupply)]
         self._supply_index = np.array([self.ring.index[d.parameter] for d in self._supplies])
+        self._supply_index_quads = np.array([self.ring.index[k] for k in self.ring.quad_knobs])
         self._bpms = [d for d in devices if isinstance(d, BPM)]
+        self._rf = next((d for d in devices if isinstance(d, RFStation)), None)
         self._initial = {d.name: d.snapshot() for d in devices if isinstance(d, (MagnetPowerSupply, RFStation))}
+        from .pipeline import Pipeline
+
+        self.pipeline = Pipeline(name="iota_twin", models=[
+            RingOrbitModel(name="orbit", species=species), RingTurnByTurnModel(name="tbt", species=species),
+            RingOpticsModel(name="optics", species=species)])
+        self.stages = {m.name: m for m in self.pipeline.models}
+        self.bindings: dict[str, list[VirtualDevice]] = {name: [] for name in self.stages}
+        for d in devices:
+            for seg in d.segments():
+                if seg in self.bindings:
+                    self.bindings[seg].append(d)
+        # the devices that take outputs (the supplies only feed the stages' inputs)
+        self._receivers = {k: [d for d in v if type(d).receive is not VirtualDevice.receive]
+                           for k, v in self.bindings.items()}
+        self._monitor_index = {k: i for i, k in enumerate(self.ring.bpms)}
+        self._slip = (None, None)
         self.pending: dict = {}
         self.refused: list = []
         self.n_solves = 0
         self.solution = None
-        self._optics = (None, None)
+        self._optics = (None, None, None)
+        self.delta = 0.0
         self.tbt = None
         self.loop = EventLoop(t0=t0, clock=clock, speed=speed, record=record)
         for d in devices:
@@ -153,23 +177,57 @@ class IotaTwin:
         vec[self._supply_index] = [d.strength(d.setpoint if target else d.raw_at(t)) for d in self._supplies]
         return vec
 
-    def solve(self, t: float | None = None, *, vec=None, refresh: bool = False):
-        """Solve the machine at ``t`` and hand the orbit to the BPMs; `UnstableSettingError`
-        (and nothing changed) when the setting has no good closed orbit."""
+    def momentum_offset(self, t: float | None = None, *, vec=None, target: bool = False) -> float:
+        """The beam's momentum offset ``delta`` that the RF frequency sets at ``t`` (its
+        setpoint with ``target``): ``-(df / f_rf) / eta``, the slip factor ``eta`` from the
+        ``optics`` stage at the quadrupole settings of ``vec``."""
+        rf = self._rf
+        if rf is None:
+            return 0.0
+        df = rf.frequency.setpoint if target else rf.frequency.raw_at(self.t if t is None else t)
+        if df == 0.0:
+            return 0.0
+        vec = self.vector(t, target=target) if vec is None else vec
+        return -(df / rf.rf_frequency) / self.slip_factor(vec)
+
+    def slip_factor(self, vec=None) -> float:
+        """Slip factor ``eta = alpha_c - 1/gamma0^2`` of the ``optics`` stage at the
+        quadrupole settings of ``vec`` (kept per quadrupole setting)."""
+        vec = self._vec if vec is None else vec
+        q = self._supply_index_quads
+        key = np.asarray(vec)[q].tobytes()
+        if self._slip[0] != key:
+            self._slip = (key, float(self._run_optics(vec)["slip_factor"]))
+        return self._slip[1]
+
+    def _deliver(self, stage: str, outputs: dict, t: float) -> list[EventRecord]:
+        """Hand a stage's outputs to the devices bound to it; returns the records they emit."""
+        out = []
+        for d in self._receivers[stage]:
+            out.extend(d.receive(stage, outputs, t))
+        return out
+
+    def solve(self, t: float | None = None, *, vec=None, refresh: bool = False, delta: float | None = None):
+        """Run the ``orbit`` stage at ``t`` and hand its outputs to the devices bound to it;
+        `UnstableSettingError` (and nothing changed) when the setting has no good closed orbit."""
         t = self.t if t is None else t
         vec = self.vector(t) if vec is None else vec
+        delta = self.momentum_offset(t, vec=vec) if delta is None else delta
+        stage = self.stages["orbit"]
         guess = None if self.solution is None else self.solution.z0
-        sol = self.ring.closed_orbit(vec, guess)
-        if not sol.ok and guess is not None:
-            sol = self.ring.closed_orbit(vec)  # a far setting: search from the reference
+        out = stage.run({"parameters": vec, "guess": np.zeros(4) if guess is None else guess, "delta": delta})
+        sol = solution_from(out)
+        if not sol.ok and guess is not None:  # a far setting: search from the reference
+            out = stage.run({"parameters": vec, "guess": np.zeros(4), "delta": delta})
+            sol = solution_from(out)
         self.n_solves += 1
         if not sol.ok:
             raise UnstableSettingError(sol.problem())
-        self.solution, self._vec = sol, vec
-        out = {k: (x, y) for k, x, y in zip(self.ring.bpms, sol.x, sol.y)}
-        for b in self._bpms:
-            b.receive("ring.orbit", out, t)
-            if refresh:
+        self.solution, self._vec, self.delta = sol, vec, float(delta)
+        self._deliver("orbit", {"bpm_x": sol.x, "bpm_y": sol.y, "monitor_index": self._monitor_index,
+                                "delta": self.delta, "parameters": vec}, t)
+        if refresh:
+            for b in self._bpms:
                 b.refresh(t)
         return sol
 
@@ -206,11 +264,16 @@ class IotaTwin:
             dev = self.devices[v.device]
             dev.write(v.field.split(".")[0], value, t) if isinstance(dev, RFStation) else dev.write(value, t)
         try:
-            if any(isinstance(self.devices[n], MagnetPowerSupply) for n in touched):
+            rf_frequency = self._rf is not None and any(
+                lookup(n).device == self._rf.name and lookup(n).field.startswith("frequency") for n in values)
+            if rf_frequency or any(isinstance(self.devices[n], MagnetPowerSupply) for n in touched):
                 target = self.vector(t, target=True)
-                self.solve(t, vec=target, refresh=refresh)
-                if any(not isinstance(d.response, Instant) for d in self._supplies):
+                self.solve(t, vec=target, refresh=refresh, delta=self.momentum_offset(t, vec=target, target=True))
+                if any(not isinstance(d.response, Instant) for d in self._supplies) or (
+                        rf_frequency and not isinstance(self._rf.frequency.response, Instant)):
                     self.solve(t, refresh=refresh)
+            if self._rf is not None and self._rf.name in touched and self._optics[0] is not None:
+                self._deliver("optics", self._optics[2], t)  # the synchrotron tune of the new voltage, phase
         except UnstableSettingError as err:
             for n, s in snaps.items():
                 self.devices[n].restore(s)
@@ -228,7 +291,7 @@ class IotaTwin:
             except UnstableSettingError as err:
                 self.refused.append((t, batch, str(err)))
                 out.append(EventRecord(t, "MODEL", "write_refused", str(err)))
-        elif any(d.moving(t) for d in self._supplies):
+        elif any(d.moving(t) for d in self._supplies) or (self._rf is not None and self._rf.frequency.moving(t)):
             self.solve(t)
         return out
 
@@ -252,6 +315,9 @@ class IotaTwin:
                 return np.zeros(0)
             return self.tbt[v.device][0 if v.field == "tbt_x" else 1]
         dev = self.devices[v.device]
+        if isinstance(dev, RFStation) and v.field == "synchrotron_tune":
+            self._run_optics(self._vec)
+            dev.receive("optics", self._optics[2], self.t)
         obj = dev
         for part in v.field.split("."):
             obj = getattr(obj, part)
@@ -263,12 +329,22 @@ class IotaTwin:
             return float(np.sqrt(np.mean(vals ** 2)))
         return self.optics()[field]
 
-    def optics(self) -> dict:
-        """Model tunes and chromaticities of the machine now (`jacc.twiss`; cached per setting)."""
-        key = self._vec.tobytes()
+    def _run_optics(self, vec) -> dict:
+        """Run the ``optics`` stage at ``vec`` (kept per setting) and hand its outputs to the
+        devices bound to it."""
+        key = np.asarray(vec).tobytes()
         if self._optics[0] != key:
-            self._optics = (key, self.ring.optics(self._vec))
-        return self._optics[1]
+            out = self.stages["optics"].run({"parameters": vec})
+            out = {**out, "reference_particle": self.ring.rp, "monitor_index": self._monitor_index}
+            self._optics = (key, {k: float(out[k]) for k in ("qx", "qy", "dqx", "dqy")}, out)
+            self._deliver("optics", out, self.t)
+        return self._optics[2]
+
+    def optics(self) -> dict:
+        """Model tunes and chromaticities of the machine now (the ``optics`` stage,
+        `jacc.twiss`; kept per setting): ``qx, qy, dqx, dqy``."""
+        self._run_optics(self._vec)
+        return dict(self._optics[1])
 
     def orbit(self) -> tuple[np.ndarray, np.ndarray]:
         """The true closed orbit ``(x, y)`` at the BPMs [m] (what the BPMs see before their errors)."""
@@ -288,14 +364,15 @@ class IotaTwin:
         x0[:4] = self.solution.z0
         x0[1] += kick[0]
         x0[3] += kick[1]
-        x, y = self.ring.turn_by_turn(self._vec, x0, n_turns)
-        out = {k: (x[:, i], y[:, i]) for i, k in enumerate(self.ring.bpms)}
+        x0[5] = self.ring.pt(self.delta)
+        out = self.stages["tbt"].run({"parameters": self._vec, "x0": x0, "n_turns": float(n_turns)})
+        out = {"tbt_x": np.asarray(out["tbt_x"]), "tbt_y": np.asarray(out["tbt_y"]),
+               "monitor_index": self._monitor_index}
         self.tbt = {}
-        for b in self._bpms:
-            for r in b.receive("ring.tbt", out, self.t):
-                self.loop.emit(r)
-                if r.stream == "tbt":
-                    self.tbt[b.name] = r.value
+        for r in self._deliver("tbt", out, self.t):
+            self.loop.emit(r)
+            if r.stream == "tbt":
+                self.tbt[r.device] = r.value
         return self.tbt
 
     # ------------------------------------------------------------------ JSON

@@ -21,7 +21,9 @@ class DeviceOptions:
 
 def build_devices(ring, faults, opts: DeviceOptions) -> list:
     """Every device of the table: corrector and quadrupole supplies (set to the design
-    strengths), BPMs (with the faults' calibration), the DCCT, the RF station and the timer."""
+    strengths; bound to the ``orbit`` stage's ``parameters``, their knob the quantity), BPMs
+    (with the faults' calibration; bound to the ``orbit`` and ``tbt`` stages at their
+    monitor), the DCCT, the RF station (the ``orbit`` stage's ``delta``) and the timer."""
     brho = abs(ring.rp.brho)
     devices = {}
     for v in variables().values():
@@ -37,7 +39,8 @@ def build_devices(ring, faults, opts: DeviceOptions) -> list:
     devices["DCCT"] = DCCT(name="DCCT", seed=opts.seed, priority=20)
     cav = ring.lattice["rfc"]
     devices["RF"] = RFStation(
-        name="RF", quantity="rfc", seed=opts.seed, priority=20,
+        name="RF", cavity="rfc", seed=opts.seed, priority=20, harmonic=ring.harmonic,
+        rf_frequency=ring.rf_frequency,
         voltage=GenericValueModel(name="RF.voltage", unit="V", setpoint=cav.voltage, value=cav.voltage,
                                   raw_value=cav.voltage, transition_from=cav.voltage, low=0.0, high=2000.0,
                                   noise=1.0, readback_rate=1.0),
@@ -56,7 +59,7 @@ def _supply(ring, faults, opts: DeviceOptions, v, brho: float) -> MagnetPowerSup
     else:
         field = "xangle" if v.device.startswith("H") else "yangle"
         cal = faults.corrector_calibration.get((v.element, field), 1.0)
-    ps = MagnetPowerSupply(name=v.device, segment="ring", quantity=v.parameter, parameter=v.parameter,
+    ps = MagnetPowerSupply(name=v.device, segment="orbit", quantity=v.parameter, parameter=v.parameter,
                            excitation=exc, brho=brho, calibration=cal, seed=opts.seed, unit="A",
                            low=v.low, high=v.high, noise=opts.supply_noise, response=opts.supply_response,
                            readback_rate=opts.supply_readback_rate, priority=5)

@@ -5,13 +5,20 @@ species: the machine's state is a vector of parameters (corrector knobs, quadrup
 quadrupole misalignments), an argument of the programs, so that a write, a new error seed
 or a reset never recompiles.
 
-- Closed orbit (4D, RF off): Newton iteration on the one-turn map inside one program; the
+- Closed orbit (4D, RF off, at a momentum offset ``delta`` that the RF frequency sets):
+  Newton iteration on the one-turn map inside one program; the
   one-turn Jacobian comes from central differences of a batch of nine particles tracked
   together with the orbit guess (a batch costs about what one particle costs), so each
   Newton step is one tracking pass. Starting from the last orbit, two or three passes
   converge to 1e-14 m: a write costs milliseconds.
 - Turn-by-turn BPM data: `jacc.engine`'s turn tracker about the closed orbit.
-- Tunes and chromaticities: `jacc.twiss` of the machine's lattice (same preset).
+- Tunes, chromaticities, momentum compaction, dispersion at the BPMs: `jacc.twiss` of the
+  machine's lattice (same preset).
+- RF: the revolution frequency, the harmonic number and the cavity give the momentum offset
+  of an RF frequency change, ``delta = -(df/f) / eta`` (slip factor ``eta = alpha_c -
+  1/gamma0^2``), and the synchrotron tune of a voltage and phase (`synchrotron_tune`).
+
+`jacc_twin.models.RingOrbitModel` and its siblings are these programs as pipeline stages.
 - Orbit response matrix: `jacc.calibrate.LinearResponse` of the lattice at the machine's
   quadrupole settings (about the reference orbit).
 """
@@ -27,11 +34,12 @@ import numpy as np
 
 import jacc
 
-__all__ = ["OrbitSolution", "RingPhysics", "preset"]
+__all__ = ["OrbitSolution", "RingPhysics", "preset", "synchrotron_tune"]
 
 _STEP = 1e-6  # [m, rad] central-difference step of the Jacobian: error ~ step^2 * third order
 _TOL = 1e-14  # [m] one-turn mismatch where Newton stops
 _MAX_ITER = 25
+_C_LIGHT = 299792458.0  # [m/s]
 
 
 def preset():
@@ -137,15 +145,27 @@ class RingPhysics:
 
         return rf_off(self.spec, table_from_dynamic(self.spec, {k: vec[i] for i, k in enumerate(self.keys)}))
 
-    def closed_orbit(self, vec, guess=None) -> OrbitSolution:
-        """Closed orbit of the machine with parameters ``vec`` (start the search at ``guess``,
-        ``(x, px, y, py)`` at the ring start; default: the reference orbit)."""
+    def orbit_outputs(self, vec, guess=None, delta=0.0) -> dict:
+        """The closed-orbit program's outputs (the ``orbit`` stage's ports): ``z0``, ``bpm_x``,
+        ``bpm_y``, ``residual``, ``iterations``, ``alive``, ``jacobian`` (see `closed_orbit`)."""
         if self._orbit is None:
             self._orbit = jax.jit(_orbit_program(self))
         z = np.zeros(4) if guess is None else np.asarray(guess, float)
-        z, x, y, res, it, alive, jac = self._orbit(np.asarray(vec, float), z)
-        return OrbitSolution(np.asarray(z), np.asarray(x), np.asarray(y), float(res), int(it),
-                             bool(alive), np.asarray(jac))
+        z, x, y, res, it, alive, jac = self._orbit(np.asarray(vec, float), z, np.float64(delta))
+        return {"z0": z, "bpm_x": x, "bpm_y": y, "residual": res, "iterations": it, "alive": alive,
+                "jacobian": jac}
+
+    def closed_orbit(self, vec, guess=None, delta: float = 0.0) -> OrbitSolution:
+        """Closed orbit of the machine with parameters ``vec`` at momentum offset ``delta``
+        (start the search at ``guess``, ``(x, px, y, py)`` at the ring start; default: the
+        reference orbit)."""
+        return solution_from(self.orbit_outputs(vec, guess, delta))
+
+    def pt(self, delta: float) -> float:
+        """MAD-X ``pt`` of a momentum offset ``delta`` for this species."""
+        from jacc.particles import pt_from_delta
+
+        return float(pt_from_delta(np.float64(delta), self.rp.beta0))
 
     def turn_by_turn(self, vec, x0, n_turns: int):
         """BPM positions ``(x, y)``, each (n_turns, n_bpms) [m], of one particle starting at
@@ -176,10 +196,33 @@ class RingPhysics:
                     setattr(lat[el], field, float(v))
         return lat
 
-    def optics(self, vec) -> dict:
-        """Tunes and chromaticities (`jacc.twiss`, 4D) of the machine: ``qx, qy, dqx, dqy``."""
+    def optics(self, vec, full: bool = False) -> dict:
+        """Tunes and chromaticities (`jacc.twiss`, 4D) of the machine: ``qx, qy, dqx, dqy``;
+        with ``full``, also ``momentum_compaction``, ``slip_factor``, ``revolution_frequency``
+        [Hz] and the dispersion ``disp_x``, ``disp_y`` at the BPMs [m]."""
         tw = jacc.twiss(self.lattice_at(vec), self.rp, method="4d", model=preset())
-        return {k: float(getattr(tw, k)) for k in ("qx", "qy", "dqx", "dqy")}
+        out = {k: float(getattr(tw, k)) for k in ("qx", "qy", "dqx", "dqy")}
+        if full:
+            ac = float(tw.momentum_compaction)
+            out.update(momentum_compaction=ac, slip_factor=ac - 1.0 / self.rp.gamma0 ** 2,
+                       revolution_frequency=self.revolution_frequency,
+                       disp_x=np.asarray(tw.dx)[self.bpm_index], disp_y=np.asarray(tw.dy)[self.bpm_index])
+        return out
+
+    @property
+    def revolution_frequency(self) -> float:
+        """Revolution frequency of the reference particle [Hz]."""
+        return self.rp.beta0 * _C_LIGHT / self.lattice.length
+
+    @property
+    def harmonic(self) -> int:
+        """Harmonic number of the RF cavity ``rfc``."""
+        return int(self.lattice["rfc"].harmon)
+
+    @property
+    def rf_frequency(self) -> float:
+        """Design RF frequency [Hz]: harmonic number times revolution frequency."""
+        return self.harmonic * self.revolution_frequency
 
     def orm(self, vec) -> np.ndarray:
         """Orbit response matrix (2 n_bpms, 2 n_correctors) [m/rad] at the quadrupole settings
@@ -199,7 +242,7 @@ class RingPhysics:
 
 
 def _orbit_program(ring: RingPhysics):
-    """``f(vec, z) -> (z0, x_bpm, y_bpm, residual, iterations, alive, jacobian)``."""
+    """``f(vec, z, delta) -> (z0, x_bpm, y_bpm, residual, iterations, alive, jacobian)``."""
     from jacc.engine.tracker import make_turn_tracker
 
     run = make_turn_tracker(ring.spec, record="coordinates", monitor_at=ring.bpm_index,
@@ -207,20 +250,23 @@ def _orbit_program(ring: RingPhysics):
     eye = jnp.eye(4)
     offsets = jnp.concatenate([jnp.zeros((1, 4)), _STEP * eye, -_STEP * eye])  # (9, 4)
 
-    def one_pass(table, z):
-        x0 = jnp.zeros((9, 6)).at[:, :4].set(z[None, :] + offsets)
+    def one_pass(table, z, pt):
+        x0 = jnp.zeros((9, 6)).at[:, :4].set(z[None, :] + offsets).at[:, 5].set(pt)
         r = run(table, x0, jnp.ones(9, bool), 1)
         f = r.x[:, :4]
         jac = (f[1:5] - f[5:9]).T / (2 * _STEP)
         mon = r.monitors.coordinates[0, :, 0]  # (n_bpms, 6) of the orbit guess
         return f[0], jac, mon, jnp.all(r.alive)
 
-    def prog(vec, z):
+    def prog(vec, z, delta):
+        from jacc.particles import pt_from_delta
+
         table = ring._table(vec)
+        pt = pt_from_delta(delta, ring.rp.beta0)
 
         def body(c):
             z, _, _, _, _, it = c
-            fz, jac, mon, alive = one_pass(table, z)
+            fz, jac, mon, alive = one_pass(table, z, pt)
             res = jnp.max(jnp.abs(fz - z))
             z_new = z - jnp.linalg.solve(jac - eye, fz - z)
             return z_new, z, res, jac, (mon, alive), it + 1
@@ -236,3 +282,24 @@ def _orbit_program(ring: RingPhysics):
         return z_at, mon[:, 0], mon[:, 2], res, it, alive, jac
 
     return prog
+
+
+def solution_from(out: dict) -> OrbitSolution:
+    """The `OrbitSolution` of the ``orbit`` stage's outputs."""
+    return OrbitSolution(np.asarray(out["z0"]), np.asarray(out["bpm_x"]), np.asarray(out["bpm_y"]),
+                         float(out["residual"]), int(out["iterations"]), bool(out["alive"]),
+                         np.asarray(out["jacobian"]))
+
+
+def synchrotron_tune(voltage: float, phase_deg: float, harmonic: int, slip_factor: float, rp) -> float:
+    """Small-amplitude synchrotron tune ``Qs = sqrt(h |q| V |eta cos(phi_s)| / (2 pi beta0^2 E0))``
+    of a cavity of peak ``voltage`` [V] at phase ``phase_deg`` [deg] (MAD-X ``lag * 360``:
+    ``phi_s = 2 pi lag``), harmonic number ``harmonic``, slip factor ``slip_factor``; 0 when
+    the phase gives no focusing (``eta cos(phi_s) >= 0`` in this convention, or no voltage)."""
+    import math
+
+    phi = math.radians(phase_deg)
+    focusing = -slip_factor * math.cos(phi)  # MAD-X lag convention: stable when eta cos(phi_s) < 0
+    if voltage <= 0 or focusing <= 0:
+        return 0.0
+    return math.sqrt(harmonic * abs(rp.charge) * voltage * focusing / (2 * math.pi * rp.beta0 ** 2 * rp.energy0))

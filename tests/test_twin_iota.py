@@ -124,3 +124,75 @@ def test_json_round_trip_rebuilds_an_identical_twin():
     b.run_until(3.0)
     assert a.loop.records == b.loop.records
     np.testing.assert_array_equal(a.orbit()[0], b.orbit()[0])
+
+
+def test_twin_segments_are_pipeline_stages(twin):
+    """The ring's segments are `SimulationModel` stages of a `jacc_twin.Pipeline`; devices
+    bind to them by name and port; a batch of setpoints is one run of the orbit stage."""
+    from jacc_twin import Pipeline, RingOpticsModel, RingOrbitModel, RingTurnByTurnModel, SimulationModel
+
+    twin.reset()
+    assert isinstance(twin.pipeline, Pipeline)
+    assert [type(m) for m in twin.pipeline.models] == [RingOrbitModel, RingTurnByTurnModel, RingOpticsModel]
+    assert all(isinstance(m, SimulationModel) for m in twin.stages.values())
+    assert set(twin.pipeline.external_inputs) == {"parameters", "guess", "delta", "x0", "n_turns"}
+    again = Pipeline.model_validate_json(twin.pipeline.model_dump_json())
+    assert [m.type for m in again.models] == ["ring_orbit", "ring_tbt", "ring_optics"]
+    bpm, ps, rf = twin.devices["IBPMA1"], twin.devices["HCA1R"], twin.devices["RF"]
+    assert (bpm.segment, bpm.tbt_segment, bpm.quantity) == ("orbit", "tbt", "ibpma1:1")
+    assert (ps.segment, ps.quantity) == ("orbit", ps.parameter) and ps.parameter in twin.ring.keys
+    assert (rf.segment, rf.quantity) == ("orbit", "delta")
+    assert bpm in twin.bindings["orbit"] and bpm in twin.bindings["tbt"] and rf in twin.bindings["optics"]
+    # the stage run by hand gives what the BPM holds
+    out = twin.stages["orbit"].run({"parameters": twin.vector(), "guess": twin.solution.z0, "delta": 0.0})
+    i = twin.ring.bpms.index("ibpma1:1")
+    assert float(out["bpm_x"][i]) == pytest.approx(bpm.position_x, abs=1e-15)
+    n = twin.n_solves
+    twin.write({"HCA1R:SETTING": 0.3, "VCA1R:SETTING": -0.3, "KQ02:SETTING": twin.devices["KQ02"].setpoint})
+    assert twin.n_solves == n + 1  # one run of the orbit stage for the batch
+    assert bpm.position_x != pytest.approx(float(out["bpm_x"][i]), abs=1e-9)
+    twin.reset()
+
+
+def test_rf_frequency_moves_the_orbit_through_dispersion(twin):
+    """delta = -(df/f_rf)/eta with eta = alpha_c - 1/gamma0^2 from jacc.twiss; the orbit is
+    the closed orbit of jacc.twiss at that delta0, D delta to first order."""
+    import jacc
+
+    from jacc_twin.ring import preset, synchrotron_tune
+
+    twin.reset()
+    ring, rf = twin.ring, twin.devices["RF"]
+    x0, y0 = twin.orbit()
+    tw = jacc.twiss(ring.lattice_at(twin.vector()), ring.rp, method="4d", model=preset())
+    eta = float(tw.momentum_compaction) - 1.0 / ring.rp.gamma0 ** 2
+    f_rf = ring.harmonic * ring.rp.beta0 * 299792458.0 / ring.lattice.length
+    assert rf.rf_frequency == pytest.approx(f_rf, rel=1e-15)
+    deltas = []
+    for df in (150.0, 75.0):
+        twin.write({"RF:FREQ_SETTING": df})
+        delta = twin.read("RF:DELTA")
+        assert delta == pytest.approx(-(df / f_rf) / eta, rel=1e-12)
+        deltas.append(delta)
+        x1, y1 = twin.orbit()
+        at = jacc.twiss(ring.lattice_at(twin.vector()), ring.rp, method="4d", model=preset(), delta0=delta)
+        np.testing.assert_allclose(x1, np.asarray(at.x)[ring.bpm_index], atol=1e-12)
+        np.testing.assert_allclose(y1, np.asarray(at.y)[ring.bpm_index], atol=1e-12)
+        first = np.asarray(tw.dx)[ring.bpm_index] * delta
+        deltas.append(np.max(np.abs(x1 - x0 - first)))
+        assert np.max(np.abs(x1 - x0)) > 1e-5
+    # what remains beyond D delta is second order: it falls 4x when delta halves
+    assert deltas[3] == pytest.approx(deltas[1] / 4, rel=0.05)
+    twin.step(0.2)  # the BPMs' 10 Hz readings carry the new orbit
+    np.testing.assert_allclose(twin.bpm_readings()[0], x1, atol=1e-15)
+    # synchrotron tune: sqrt(h V |eta cos phi| / (2 pi beta0^2 E0)), V from the station
+    qs = twin.read("TUNE:QS")
+    v, phi = rf.voltage.setpoint, np.radians(rf.phase.setpoint)
+    expect = np.sqrt(ring.harmonic * v * abs(eta * np.cos(phi)) / (2 * np.pi * ring.rp.beta0 ** 2 * ring.rp.energy0))
+    assert qs == pytest.approx(expect, rel=1e-9) and qs > 0
+    twin.write({"RF:VOLT_SETTING": v / 4})
+    assert twin.read("TUNE:QS") == pytest.approx(qs / 2, rel=1e-12)
+    assert synchrotron_tune(v, 0.0, ring.harmonic, eta, ring.rp) == 0.0  # defocusing phase above transition
+    twin.reset()
+    assert twin.read("RF:DELTA") == 0.0
+    np.testing.assert_allclose(twin.orbit()[0], x0, atol=1e-13)

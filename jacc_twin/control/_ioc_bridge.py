@@ -23,7 +23,8 @@ __all__ = ["TwinBridge"]
 # the field of a variable (names table) -> the stream of its device whose events refresh it
 _STREAM_OF_FIELD = {"x": "orbit_10hz", "y": "orbit_10hz", "x_1hz": "orbit_1hz", "y_1hz": "orbit_1hz",
                     "tbt_x": "tbt", "tbt_y": "tbt", "value": "readback", "voltage.value": "voltage",
-                    "phase.value": "phase", "current": "current", "count": "tick"}
+                    "phase.value": "phase", "frequency.value": "frequency", "current": "current",
+                    "count": "tick"}
 
 
 class TwinBridge:
@@ -90,7 +91,7 @@ class TwinBridge:
 
     def post_status(self, device: str, t: float) -> None:
         dev = self.twin.devices[device]
-        chans = [dev.voltage, dev.phase] if isinstance(dev, RFStation) else [dev]
+        chans = [dev.voltage, dev.phase, dev.frequency] if isinstance(dev, RFStation) else [dev]
         status = "MOVING" if any(c.moving(t) for c in chans) else "READY"
         if self._status.get(device) != status:
             self._status[device] = status

@@ -4,8 +4,10 @@ A device declares data streams, each with a rate [Hz]: stream ``s`` wants events
 times ``k / rate`` (k = 0, 1, 2...), counted with integers so that the event times of a
 run are exact and reproducible. The event loop asks ``query_next_event(t)`` for the next
 wanted time and calls ``on_event(t)`` when it is due; the device returns event records.
-Devices bind to a simulation segment (``segment``, ``quantity``) and receive its outputs
-through ``receive`` after each computation.
+Devices bind to a simulation segment, a pipeline stage of the twin by its name
+(``segment``), and a quantity there (``quantity``: an element, a model parameter or an
+output), and receive the stage's outputs through ``receive`` after each run of it
+(``segments()``: every stage a device listens to).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class VirtualDevice(BaseModel):
     Attributes:
         kind: the device type (the discriminator of the JSON).
         name: unique device name (the table of names, `jacc_twin.names`).
-        segment: the simulation segment the device is bound to (e.g. ``"ring.orbit"``).
+        segment: the pipeline stage the device is bound to, by name (e.g. ``"orbit"``).
         quantity: what it reads or drives there (an element, a knob or an output).
         priority: order among devices due at the same time (lower first, then by name).
         seed: seed of the device's random numbers (noise); with its name it gives one stream.
@@ -112,6 +114,10 @@ class VirtualDevice(BaseModel):
     def emit(self, stream: str, t: float) -> EventRecord | None:
         """The record of one event of ``stream`` at ``t`` (subclasses)."""
         return None
+
+    def segments(self) -> tuple[str, ...]:
+        """The stages whose outputs the device receives (its ``segment``; subclasses add more)."""
+        return () if self.segment is None else (self.segment,)
 
     def receive(self, segment: str, outputs: dict, t: float) -> list[EventRecord]:
         """Outputs of the bound segment after a computation at ``t``; returns the records of

@@ -26,6 +26,9 @@ class BPM(VirtualDevice):
     10 Hz readings since the last one), and on request ``tbt`` (turn-by-turn buffer from
     tracking, noise ``noise_tbt`` per turn) and ``single_pass`` (its first turn).
 
+    Bound to the ``orbit`` stage (``segment``) at the monitor element ``quantity``; turn-by-turn
+    data come from the ``tbt`` stage (``tbt_segment``).
+
     Attributes:
         offset_x, offset_y: electrical offsets [m]; drift_x, drift_y: their drift [m/s].
         gain_x, gain_y: gains [1]; roll [rad]; pincushion [1/m^2].
@@ -36,7 +39,8 @@ class BPM(VirtualDevice):
     """
 
     kind: Literal["bpm"] = "bpm"
-    segment: str | None = "ring.orbit"
+    segment: str | None = "orbit"
+    tbt_segment: str | None = "tbt"
     offset_x: float = 0.0
     offset_y: float = 0.0
     drift_x: float = 0.0
@@ -121,15 +125,22 @@ class BPM(VirtualDevice):
         self.n_sum = 0
         return EventRecord(t, self.name, stream, (self.x_1hz, self.y_1hz))
 
+    def segments(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.segment, self.tbt_segment) if s is not None)
+
     def receive(self, segment: str, outputs: dict, t: float) -> list[EventRecord]:
-        """``ring.orbit``: ``{quantity: (x, y)}``; ``ring.tbt``: ``{quantity: (x (n,), y (n,))}``
-        gives the ``single_pass`` and ``tbt`` records."""
-        if self.quantity not in outputs:
+        """``segment`` (the ``orbit`` stage): ports ``bpm_x``, ``bpm_y`` at the monitors
+        ``monitor_index`` (element -> column), the element being ``quantity``;
+        ``tbt_segment`` (the ``tbt`` stage): ``tbt_x``, ``tbt_y`` (turns, monitors) give the
+        ``single_pass`` and ``tbt`` records."""
+        i = outputs["monitor_index"].get(self.quantity)
+        if i is None:
             return []
-        x, y = outputs[self.quantity]
-        if segment == "ring.orbit":
-            self.position_x, self.position_y = float(x), float(y)
+        if segment == self.segment:
+            self.position_x, self.position_y = float(outputs["bpm_x"][i]), float(outputs["bpm_y"][i])
             return []
-        u, v = self.reading(x, y, t, self.noise_tbt)
+        if segment != self.tbt_segment:
+            return []
+        u, v = self.reading(outputs["tbt_x"][:, i], outputs["tbt_y"][:, i], t, self.noise_tbt)
         return [EventRecord(t, self.name, "single_pass", (float(u[0]), float(v[0]))),
                 EventRecord(t, self.name, "tbt", (u, v))]
