@@ -56,16 +56,65 @@ def test_reset_restores_the_initial_state(model):
 
 
 def test_badger_environment(model):
-    env = Environment(twin=model.twin, observables=["IBPMA1:X", "ORBIT:RMS_X"])
+    env = Environment(twin=model.twin)
     assert env.variables["HCA1R:SETTING"] == [-10.0, 10.0]
+    assert "ORBIT:RMS_X" in env.observables and "HCA1R:SETTING" not in env.observables
     env.set_variables({"HCA1R:SETTING": 0.5})
     assert env.get_variables(["HCA1R:SETTING"]) == {"HCA1R:SETTING": 0.5}
     obs = env.get_observables(["ORBIT:RMS_X"])
     assert obs["ORBIT:RMS_X"] > 0
     with pytest.raises(ValueError, match="unknown observables"):
-        env.get_observables(["TIMER:COUNT"])
+        env.get_observables(["NOT:A_VARIABLE"])
     env.reset_environment()
     assert env.get_variables(["HCA1R:SETTING"]) == {"HCA1R:SETTING": 0.0}
+
+
+def test_badger_loads_and_drives_the_plugin(model, tmp_path, monkeypatch):
+    """Through Badger's own plugin loader and environment base (badger-opt): the plugin
+    folder is found, its bounds read without building a twin, setpoints outside them
+    refused by Badger, formula observables evaluated by Badger."""
+    pytest.importorskip("badger")
+    import sys
+
+    from jacc_twin.badger import HAVE_BADGER, write_plugin
+
+    root = tmp_path / "plugins"
+    write_plugin(root)
+    from badger import environment as benv
+    from badger.settings import init_settings
+
+    cfg = init_settings()  # Badger's settings singleton: its plugin root is ours (no user file written)
+    read = cfg.read_value
+    monkeypatch.setattr(cfg, "read_value", lambda key, *a, **k: str(root) if key == "BADGER_PLUGIN_ROOT"
+                        else read(key, *a, **k))
+    from badger import factory
+
+    monkeypatch.setattr(factory, "BADGER_PLUGIN_ROOT", str(root))
+    from badger.errors import BadgerEnvVarError
+
+    assert HAVE_BADGER and issubclass(Environment, benv.Environment)
+    monkeypatch.syspath_prepend(str(root))
+    sys.modules.pop("environments", None)
+    cls, configs = factory.load_plugin(str(root), "jacc_iota_twin", "environment")
+    assert cls is Environment
+    assert {"HCA1R:SETTING": [-10.0, 10.0]} in configs["variables"]
+    assert "ORBIT:RMS_X" in configs["observations"]
+    assert configs["params"]["errors_seed"] is None and configs["params"]["species"] == "electron"
+    env = benv.instantiate_env(cls, configs)
+    assert env._model is None  # not built yet
+    env.twin = model.twin
+    env.reset_environment()
+    env.set_variables({"HCA1R:SETTING": 0.5, "VCA1R:SETTING": -0.25})
+    assert env.get_variables(["HCA1R:SETTING", "VCA1R:SETTING"]) == {"HCA1R:SETTING": 0.5, "VCA1R:SETTING": -0.25}
+    with pytest.raises(BadgerEnvVarError, match="outside"):
+        env.set_variables({"HCA1R:SETTING": 11.0})
+    assert env.get_variable("HCA1R:SETTING") == 0.5
+    rms = env.get_observables(["ORBIT:RMS_X", "ORBIT:RMS_Y"])
+    both = env.get_observables(["`ORBIT:RMS_X` + `ORBIT:RMS_Y`"])
+    assert list(both) == ["`ORBIT:RMS_X` + `ORBIT:RMS_Y`"]
+    assert both["`ORBIT:RMS_X` + `ORBIT:RMS_Y`"] == pytest.approx(rms["ORBIT:RMS_X"] + rms["ORBIT:RMS_Y"], rel=1e-12)
+    env.reset_environment()
+    assert env.get_variable("HCA1R:SETTING") == 0.0
 
 
 def test_xopt_reduces_rms_orbit_tenfold(model):
