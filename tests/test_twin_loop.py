@@ -160,3 +160,17 @@ def test_wall_clock_pacing_start_and_stop():
     assert 100 < ticks < 4000 and 1.0 < bg.t < 40.0
     time.sleep(0.05)
     assert bg.counts[("t", "tick")] == ticks  # stopped: nothing more happens
+
+
+def test_package_import_is_lazy():
+    """``import jacc_twin`` and the device layer load no JAX; the first public name does
+    (with float64 on)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, jacc_twin, jacc_twin.devices, jacc_twin.loop, jacc_twin.names, jacc_twin.cli\n"
+            "assert 'jax' not in sys.modules and 'jacc' not in sys.modules, sorted(sys.modules)\n"
+            "jacc_twin.Pipeline\n"
+            "import jax.numpy as jnp\n"
+            "assert 'jax' in sys.modules and jnp.zeros(1).dtype == jnp.float64\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
