@@ -190,3 +190,14 @@ def assemble(name: str, definitions: dict, line: list[str], expressions: dict,
                        expressions={k: v for k, v in expressions.items() if k in placed})
     except (ValueError, TypeError) as err:
         raise LatticeError(f"{source}: {err}") from None
+
+
+def short(err: Exception) -> str:
+    """A validation error's own message (Pydantic wraps the element's ValueError)."""
+    errors = getattr(err, "errors", None)
+    if callable(errors):
+        try:
+            return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in errors())
+        except Exception:  # not a pydantic error after all
+            pass
+    return str(err)

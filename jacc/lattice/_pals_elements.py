@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._lattice_text import short
 from .base import Aperture, Element, LatticeError
 from .elements import ELEMENTS_BY_NAME
 
@@ -57,6 +58,8 @@ def _mm(el: Element, ext: dict) -> dict[str, float]:
         elif el.tilt:
             ext["tilt"] = el.tilt
         ext["knl_len"], ext["ksl_len"] = len(el.knl), len(el.ksl)
+        if el.lrad:
+            ext["lrad"] = el.lrad
     elif kind in ("HKicker", "VKicker", "HVCorrector"):
         # MAD-X/Bmad sign: a positive Kn0L kicks towards -x, a positive Ks0L towards +y
         out["Kn0L"], out["Ks0L"] = -el.xangle, el.yangle
@@ -188,7 +191,7 @@ def element_from_pals(name: str, d: dict[str, Any], where: str) -> Element:
     try:
         return ELEMENTS_BY_NAME[kind].model_validate(f)
     except ValueError as err:
-        raise LatticeError(f"{where}: element '{name}' ({pk}): {err}") from None
+        raise LatticeError(f"{where}: element '{name}' ({pk}): {short(err)}") from None
 
 
 def _integrated(mm: dict, key: str, length: float) -> float:

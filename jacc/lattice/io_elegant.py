@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 
 from ._lattice_text import (assemble, build_fields, expand_line, parse_items, resolve_type,
-                            split_attributes, statements)
+                            short, split_attributes, statements)
 from .base import LatticeError, PhysicsWarning
 from .elements import ELEMENTS_BY_NAME
 from .expressions import Expression, ExpressionError
@@ -227,7 +227,7 @@ def _element(label: str, word: str, attrs: dict, at: str):
     try:
         return ELEMENTS_BY_NAME[jtype].model_validate(fields), exprs
     except ValueError as err:
-        raise LatticeError(f"{at}: {err}") from None
+        raise LatticeError(f"{at}: {short(err)}") from None
 
 
 # ---------------------------------------------------------------------------------------- write

@@ -71,6 +71,12 @@ def to_pals(lat: Lattice) -> dict:
             facility.append({key: d})
             defined[key] = key
         placements.append(key)
+    for name, el in lat.definitions.items():  # defined but not placed: kept as definitions
+        if name not in defined:
+            d, ext = element_to_pals(el)
+            if ext:
+                d["jacc"] = ext
+            facility.append({name: d})
     facility += _lines(lat.name, placements)
     top: dict[str, Any] = {"kind": "Lattice", "branches": [lat.name]}
     ext = {"name": lat.name, "s0": lat.s0, "extra": lat.extra,
@@ -101,7 +107,7 @@ def _lines(name: str, placements: list[str]) -> list[dict]:
     return [{name: {"kind": "BeamLine", "line": placements}}]
 
 
-def validate_pals(doc: dict):
+def validate_pals(doc: dict, source: str = "PALS document"):
     """Validate a PALS document with pals-schema; returns the ``pals.PALSroot``."""
     try:
         import pals
@@ -109,13 +115,14 @@ def validate_pals(doc: dict):
         raise LatticeError(f"PALS needs pals-schema (pip install pals-schema): {err}") from None
     body = doc.get("PALS") if isinstance(doc, dict) else None
     if not isinstance(body, dict):
-        raise LatticeError("a PALS document is a dict {'PALS': {'facility': [...]}}")
+        raise LatticeError(f"{source}: a PALS document is a dict {{'PALS': {{'facility': [...]}}}}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # pals-schema's "under construction" notes
         try:
-            return pals.PALSroot(**copy.deepcopy(body))
+            # pals-schema reads a one-key body as a named container: give it its version key
+            return pals.PALSroot(**{"version": None, **copy.deepcopy(body)})
         except (ValueError, TypeError) as err:
-            raise LatticeError(f"not a valid PALS document: {err}") from None
+            raise LatticeError(f"{source}: not a valid PALS document: {err}") from None
 
 
 def from_pals(obj, *, source: str = "PALS document") -> Lattice:
@@ -129,7 +136,7 @@ def from_pals(obj, *, source: str = "PALS document") -> Lattice:
         return read_pals(obj)
     if not isinstance(obj, dict):
         obj = obj.model_dump()
-    validate_pals(obj)
+    validate_pals(obj, source)
     facility = obj["PALS"]["facility"]
     defs: dict[str, dict] = {}
     for item in facility:
@@ -189,6 +196,10 @@ def _build(defs: dict, start: str, top_ext: dict, source: str) -> Lattice:
         if key not in definitions:
             definitions[key] = element_from_pals(key, d, source)
         line.append(key)
+    for key, d in defs.items():  # facility elements not placed stay definitions
+        if (d.get("kind") not in ("BeamLine", "Lattice") and key not in definitions
+                and "placement_of" not in (d.get("jacc") or {})):
+            definitions[key] = element_from_pals(key, d, source)
     for key in keys:  # a definition placed only with overrides: rebuilt from its own entry
         base = (defs[key].get("jacc") or {}).get("placement_of")
         if base is not None and base not in definitions:
