@@ -315,9 +315,6 @@ class IotaTwin:
                 return np.zeros(0)
             return self.tbt[v.device][0 if v.field == "tbt_x" else 1]
         dev = self.devices[v.device]
-        if isinstance(dev, RFStation) and v.field == "synchrotron_tune":
-            self._run_optics(self._vec)
-            dev.receive("optics", self._optics[2], self.t)
         obj = dev
         for part in v.field.split("."):
             obj = getattr(obj, part)
@@ -327,6 +324,12 @@ class IotaTwin:
         if field in ("rms_x", "rms_y"):
             vals = np.array([getattr(b, field[-1]) for b in self._bpms])
             return float(np.sqrt(np.mean(vals ** 2)))
+        if field == "qs":  # the RF station's, with the slip factor of the optics stage now
+            self._run_optics(self._vec)
+            if self._rf is None:
+                return math.nan
+            self._rf.receive("optics", self._optics[2], self.t)
+            return self._rf.synchrotron_tune
         return self.optics()[field]
 
     def _run_optics(self, vec) -> dict:

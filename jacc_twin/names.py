@@ -172,8 +172,6 @@ def _rows_other() -> list[dict]:
          "Hz", None, None, "RF frequency offset readback"),
         ("RF:DELTA", "RF", "delta", "reading", "N:IRFDP", "READING", "", "", "", None, None,
          "beam momentum offset dp/p set by the RF frequency, -(df/f)/eta"),
-        ("TUNE:QS", "RF", "synchrotron_tune", "reading", "N:IQS", "READING", "", "", "", None, None,
-         "synchrotron tune of the RF voltage and phase (slip factor from jacc.twiss)"),
         ("TIMER:COUNT", "TIMER", "count", "reading", "N:ITIMER", "READING", "", "", "", None, None,
          "1 Hz heartbeat count"),
         ("ORBIT:RMS_X", "ORBIT", "rms_x", "derived", "N:IORBRX", "READING", "", "", "m", None, None,
@@ -188,6 +186,8 @@ def _rows_other() -> list[dict]:
          "horizontal chromaticity dQx/d(dp/p) of the machine's model"),
         ("TUNE:DQY", "TUNE", "dqy", "derived", "N:IDQY", "READING", "", "", "", None, None,
          "vertical chromaticity dQy/d(dp/p) of the machine's model"),
+        ("TUNE:QS", "TUNE", "qs", "derived", "N:IQS", "READING", "", "", "", None, None,
+         "synchrotron tune of the RF voltage and phase (slip factor from jacc.twiss)"),
     ]
     keys = ("variable", "device", "field", "kind", "acnet", "acnet_property", "element", "parameter",
             "unit", "low", "high", "description")
