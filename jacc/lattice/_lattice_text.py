@@ -201,3 +201,14 @@ def short(err: Exception) -> str:
         except Exception:  # not a pydantic error after all
             pass
     return str(err)
+
+
+def check_written(el, spec: dict, handled: tuple[str, ...], code: str) -> None:
+    """Raise when a field of ``el`` that the code cannot hold is set (never a silent drop)."""
+    written = {field for field, _ in spec.values() if field} | set(handled)
+    for field in el.numeric_fields():
+        value = getattr(el, field)
+        if field in written or value in (0.0, None, []) or (field == "fintx" and value == el.fint):
+            continue
+        raise LatticeError(f"{el.element_name} '{el.name}': field '{field}' = {value!r} has no "
+                           f"{code} counterpart, cannot export")

@@ -27,8 +27,8 @@ import re
 import warnings
 from pathlib import Path
 
-from ._lattice_text import (assemble, build_fields, expand_line, parse_items, resolve_type,
-                            short, split_attributes, statements)
+from ._lattice_text import (assemble, build_fields, check_written, expand_line, parse_items,
+                            resolve_type, short, split_attributes, statements)
 from .base import LatticeError, PhysicsWarning
 from .elements import ELEMENTS_BY_NAME
 from .expressions import Expression, ExpressionError
@@ -294,6 +294,7 @@ def _definition(el, exprs: dict) -> str:
     if el.aperture is not None:
         raise LatticeError(f"{kind} '{el.name}': element apertures are not exported to Bmad")
     spec = TYPES[_WRITE[kind]][1]
+    check_written(el, spec, ("knl", "ksl", "tilt") if kind == "Multipole" else (), "Bmad")
     attrs: list[str] = []
     for attr, (field, scale) in spec.items():
         if field is None:
