@@ -8,7 +8,7 @@ are evaluated side by side at the current ``z``, the linearised chain is solved 
 parallel prefix product (`parallel`), so nothing tracks the line sequentially.
 
 `Chain` holds the index bookkeeping and the linear algebra shared by the closed-orbit
-solver (`closed_orbit.make_periodic_orbit`).
+solver (`shooting.make_periodic_orbit`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,15 @@
 """Twiss by automatic differentiation: periodic (rings, 4D and 6D) and from initial conditions.
 
-One pass of the line gives everything. At the closed orbit ``v0`` (differentiable, see
-`closed_orbit`), ``jax.jacfwd`` of the single-particle line function gives the transfer
-matrix to every element, and one ``jax.jvp`` of that pass in ``delta`` (through the
-closed-orbit solve) gives the dispersion (the derivative of the orbit), the derivative of
-every transfer matrix (chromaticity, Montague functions, chromatic phase) and, with the
-implicit second derivative of the orbit, the second-order dispersion. No finite differences.
+One pass of the line gives everything. At the closed orbit (differentiable, see
+`closed_orbit`), the Jacobians of the element maps, multiplied by a parallel prefix product,
+give the transfer matrix to every element; the implicit derivative of the orbit in
+``delta`` (a linear solve with those matrices, exact) gives the dispersion. The
+chromatic quantities (chromaticity, Montague functions, chromatic phase, second-order
+dispersion) need the derivative of every transfer matrix in ``delta``: each element's
+Jacobian is differentiated along the exact orbit tangent by a four-point central
+difference (`parallel.make_tangent_jacobians`, about 1e-12 relative), so the program holds
+first-order element maps only, and derivatives of chromaticities w.r.t. strengths are
+second-order programs.
 
 Dispersion is per ``delta = dp/p0`` (MAD-X's is per ``pt``: ``D_delta = D_pt dpt/ddelta``,
 ``dpt/ddelta = beta0`` on momentum); chromaticity is ``dQ/ddelta``.
@@ -19,10 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jacc.engine.compiler import LineSpec
-from jacc.engine.tracker import make_line_states
 from jacc.particles import delta_from_pt, pt_from_delta
 
-from .closed_orbit import ClosedOrbitOptions, make_periodic_orbit
+from .closed_orbit import ClosedOrbitOptions
+from .shooting import make_periodic_orbit
 from .lattice_functions import c_minus, dispersion_from_w, mode_functions, montague
 from .normal_form import normal_form_4d, normal_form_6d
 from .one_turn import rf_off, rf_off_spec
@@ -139,34 +143,25 @@ def _make_core(spec: LineSpec, *, periodic: bool, method: str, opts: ClosedOrbit
         if not periodic:
             raise NotImplementedError("twiss: method='6d' is for rings; a line uses method='4d'")
         return _make_core_6d(spec, opts=opts, name=name)
-    line_states = make_line_states(spec)
     # RF is off in 4D: nothing depends on t, one derivative direction less
     steps_fe = make_steps(spec, passive_t=True)
     steps_f = make_steps(spec, with_jacobian=False)
-    solve = make_periodic_orbit(steps_fe, steps_f, spec.n_steps, (0, 1, 2, 3), opts, passive=(4,))
+    # a ring closes x, px, y, py over the turn; a line holds every coordinate at its start
+    solve = make_periodic_orbit(steps_fe, steps_f, spec.n_steps, (0, 1, 2, 3) if periodic else (),
+                                opts, passive=(4,), chromatic=chrom)
     beta0, gamma0 = spec.ref.beta0, spec.ref.gamma0
     rows_idx = np.concatenate([[0], np.asarray(spec.placement_step, dtype=np.int64)])
     names = (f"{name}$start",) + tuple(spec.names)
     s = jnp.asarray(np.concatenate([[spec.s0], np.asarray(spec.s_end)]))
     length = float(spec.length)
 
-    def orbit(table, delta0, iv, eps):
-        """Orbit at every step's entrance at delta0 + eps (eps: the differentiation variable)."""
-        pt = pt_from_delta(delta0 + eps, beta0)
+    def orbit(table, delta0, iv, dheld):
+        """The orbit (with the chromatic pass) for the tangent ``dheld`` of the held
+        coordinates in delta (t and pt for a ring, all six for a line)."""
+        pt = pt_from_delta(delta0, beta0)
         z = jnp.zeros_like(pt)
-        if periodic:
-            po = solve(table, jnp.stack([z, z, z, z, z, pt]))
-            return (po.z, po.f, po.e, po.m), (po.converged, po.residual)
-        v = jnp.stack([iv[8] + iv[4] * eps, iv[9] + iv[5] * eps, iv[10] + iv[6] * eps,
-                       iv[11] + iv[7] * eps, z, pt])
-        st = line_states(table, v)[1]
-        zs = jnp.concatenate([v[None], st[:-1]])
-        f, e = steps_fe(table, zs)
-        return (zs, f, e, cumulative_products(e)), (jnp.asarray(True), jnp.asarray(0.0))
-
-    def first_order(table, delta0, iv, eps):
-        (zs, f, _, m), status = orbit(table, delta0, iv, eps)
-        return (zs[0], f, m), status
+        v = jnp.stack([z, z, z, z, z, pt]) if periodic else jnp.stack([iv[8], iv[9], iv[10], iv[11], z, pt])
+        return solve(table, v, dheld)
 
     def w_start(m_end4, iv):
         if periodic:
@@ -184,30 +179,23 @@ def _make_core(spec: LineSpec, *, periodic: bool, method: str, opts: ClosedOrbit
         table = rf_off(spec, table)
         delta0 = jnp.asarray(delta0, dtype=float)
         iv = jnp.asarray(init_vec, dtype=float)
-        zero = jnp.zeros_like(delta0)
-        if chrom:
-            (v0, st, jac), (w, dst, djac), (conv, res) = jax.jvp(
-                lambda e: first_order(table, delta0, iv, e), (zero,), (jnp.ones_like(zero),),
-                has_aux=True)
-        else:
-            (zs, st, e, jac), (conv, res) = orbit(table, delta0, iv, zero)
-            dpt = _pt_derivatives(delta0, beta0)[0]
-            if periodic:  # the implicit derivative of the orbit, with the converged e
-                dzs = solve.solve_prefix(jac, jnp.zeros_like(zs), jnp.stack([jnp.zeros_like(dpt), dpt]))
-            else:
-                w0 = jnp.stack([iv[4], iv[5], iv[6], iv[7], jnp.zeros_like(dpt), dpt])
-                dzs = jnp.concatenate([w0[None], jnp.einsum("nij,j->ni", jac[:-1], w0)])
-            v0, w = zs[0], dzs[0]
-            dst = jnp.einsum("nij,nj->ni", e, dzs)
+        dpt, d2pt = _pt_derivatives(delta0, beta0)
+        held = (jnp.stack([jnp.zeros_like(dpt), dpt]) if periodic
+                else jnp.stack([iv[4], iv[5], iv[6], iv[7], jnp.zeros_like(dpt), dpt]))
+        po = orbit(table, delta0, iv, held)
+        zs, st, e, jac, conv, res = po.z, po.f, po.e, po.m, po.converged, po.residual
+        dzs = solve.solve_prefix(jac, jnp.zeros_like(zs), held)  # the orbit's tangent: implicit, exact
+        v0, w = zs[0], dzs[0]
+        dst = jnp.einsum("nij,nj->ni", e, dzs)
         orbit_rows = _rows(v0, st, rows_idx)
         disp_rows = _rows(w, dst, rows_idx)
         m_rows = _rows(jnp.eye(6), jac, rows_idx)
         m4 = m_rows[:, :4, :4]
         cols = {}
         if chrom:
+            djac = jax.jvp(cumulative_products, (e,), (po.de,))[1]
             dm_rows = _rows(jnp.zeros((6, 6)), djac, rows_idx)
             (f, stable), (df, _) = jax.jvp(lambda m: functions(m, iv), (m4,), (dm_rows[:, :4, :4],))
-            dpt, d2pt = _pt_derivatives(delta0, beta0)
             if periodic:
                 m_end = m_rows[-1]
                 rhs = (dm_rows[-1] @ w)[:4] + m_end[:4, 5] * d2pt

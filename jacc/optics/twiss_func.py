@@ -305,7 +305,8 @@ def twiss(lat, rp, method: str = "4d", *, init: TwissInit | None = None, delta0:
     if return_status:
         return tw, status
     if not bool(status.converged):
-        raise ValueError(f"twiss: no closed orbit found for '{lat.name}' at delta0={delta0} "
+        what = "no closed orbit found" if init is None else "the orbit from init did not converge"
+        raise ValueError(f"twiss: {what} for '{lat.name}' at delta0={delta0} "
                          f"(residual {float(status.residual):.3e}); pass return_status=True to inspect")
     if not bool(status.stable):
         raise ValueError(f"twiss: the one-turn map of '{lat.name}' is unstable or its modes cannot "
