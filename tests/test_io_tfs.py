@@ -96,3 +96,18 @@ def test_malformed_tfs(tmp_path, text, problem):
     with pytest.raises(LatticeError, match=problem) as err:
         read_tfs(path)
     assert str(path) in str(err.value)
+
+
+def test_madx_reads_what_we_write(madx_twiss_file, tmp_path):
+    path, _ = madx_twiss_file
+    tw = read_tfs_twiss(path)
+    out = tmp_path / "ours.tfs"
+    write_tfs(twiss_to_tfs(tw, reference=jacc.ReferenceParticle.from_energy("electron", 1e9)), out)
+    m = cpymad.Madx(stdout=False)
+    m.input(f'readtable, file="{out}", table=ours;')
+    t = m.table.ours
+    betx = np.array(t.betx).copy()
+    names = [str(n) for n in t.name]
+    m.quit()
+    np.testing.assert_array_equal(betx, np.asarray(tw.betx))
+    assert names[:2] == list(tw.name[:2])
