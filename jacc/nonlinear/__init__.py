@@ -15,8 +15,9 @@ from .dn import dn_elliptic, dn_hamiltonian, dn_second_invariant
 from .fma import FrequencyMap, frequency_map, tunes_from_tbt
 from .invariants import Invariants, invariants, normalise
 from .naff import naff_tune, naff_tunes
+from .thick import thick_insert_pass
 
 __all__ = ["Detuning", "DynamicAperture", "FrequencyMap", "Invariants", "detuning", "dn_elliptic",
            "dn_hamiltonian", "dn_second_invariant", "dynamic_aperture", "frequency_map", "invariants",
            "naff_tune", "naff_tunes", "normalise", "octupole_detuning", "polar_grid", "survival",
-           "tunes_from_tbt"]
+           "thick_insert_pass", "tunes_from_tbt"]
