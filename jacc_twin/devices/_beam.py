@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -81,7 +81,7 @@ class RFStation(VirtualDevice):
     delta: float = 0.0
     synchrotron_tune: float = math.nan
 
-    _CHANNELS = ("voltage", "phase", "frequency")
+    _CHANNELS: ClassVar[tuple[str, ...]] = ("voltage", "phase", "frequency")
 
     def segments(self) -> tuple[str, ...]:
         return (self.segment, "optics")
