@@ -13,13 +13,15 @@ CONCLUSIONS = {
                                  "inside their 90% credible interval"),
     "ipi_pipeline.ipynb": ("cannot feed input", "central difference",
                            "identical after a JSON round trip: True"),
+    "iota_nonlinear.ipynb": ("invariant spread ratio", "frequency map:", "dynamic aperture per ray",
+                             "detuning agrees within"),
 }
 
 
 # a notebook compiles its programs in a fresh kernel (IOTA's LOCO walk-through: about 5
 # minutes): the second step of `make test`
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["iota_matching_loco.ipynb", "ipi_pipeline.ipynb"])
+@pytest.mark.parametrize("name", ["iota_matching_loco.ipynb", "ipi_pipeline.ipynb", "iota_nonlinear.ipynb"])
 def test_notebook_runs(name, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
