@@ -126,3 +126,19 @@ def test_invariants_1e4_turns_quadratic_in_slices():
     ok = broken.alive
     worst = max(np.nanmax(broken.spread()[0][ok]), np.nanmax(broken.spread()[1][ok]))
     assert worst > 10 * spreads[64]
+
+
+def test_invariant_gradients_against_finite_differences():
+    """Gradients of H and I w.r.t. the point and t (for fits of the insert) match central
+    differences (step 1e-7 of the scale: truncation and rounding below 1e-6 relative)."""
+    z = jnp.array([3e-3, 1e-3, 2e-3, -1e-3])
+    t, c = 0.35, 0.01
+    for f in (dn_hamiltonian, dn_second_invariant):
+        g = jax.grad(f, argnums=(0, 1))(z, t, c)
+        for k in range(4):
+            h = 1e-7 * c
+            dz = jnp.zeros(4).at[k].set(h)
+            fd = (f(z + dz, t, c) - f(z - dz, t, c)) / (2 * h)
+            assert float(g[0][k]) == pytest.approx(float(fd), rel=1e-6, abs=1e-12 * c)
+        fd_t = (f(z, t + 1e-6, c) - f(z, t - 1e-6, c)) / 2e-6
+        assert float(g[1]) == pytest.approx(float(fd_t), rel=1e-6)
