@@ -196,3 +196,24 @@ def test_rf_frequency_moves_the_orbit_through_dispersion(twin):
     twin.reset()
     assert twin.read("RF:DELTA") == 0.0
     np.testing.assert_allclose(twin.orbit()[0], x0, atol=1e-13)
+
+
+@pytest.mark.slow  # a proton twin compiles its own orbit and optics programs (minutes here)
+def test_rf_frequency_below_transition_protons():
+    """2.5 MeV protons are below transition (eta < 0): a higher RF frequency raises the
+    momentum, and the orbit is still jacc.twiss's closed orbit at that delta0."""
+    import jacc
+
+    from jacc_twin.ring import preset
+
+    p = IotaTwin(species="proton", bpm_noise=0.0, supply_noise=0.0, record=False)
+    ring = p.ring
+    eta = p.slip_factor()
+    assert eta < 0 and eta == pytest.approx(
+        float(jacc.twiss(ring.lattice_at(p.vector()), ring.rp, method="4d", model=preset()).momentum_compaction)
+        - 1.0 / ring.rp.gamma0 ** 2, rel=1e-12)
+    p.write({"RF:FREQ_SETTING": 200.0})
+    delta = p.read("RF:DELTA")
+    assert delta > 0 and delta == pytest.approx(-(200.0 / p.devices["RF"].rf_frequency) / eta, rel=1e-12)
+    at = jacc.twiss(ring.lattice_at(p.vector()), ring.rp, method="4d", model=preset(), delta0=delta)
+    np.testing.assert_allclose(p.orbit()[0], np.asarray(at.x)[ring.bpm_index], atol=1e-12)
