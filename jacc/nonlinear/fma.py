@@ -75,8 +75,9 @@ def tunes_from_tbt(coords, twiss_at=None):
 
 def frequency_map(lat, rp, grid, n_turns: int, *, twiss_at=None, model=None, chunk: int = 2048,
                   progress: bool = True) -> FrequencyMap:
-    """Frequency map of a ring: track ``grid`` (n, 6) for ``n_turns`` (even) at the lattice
-    start, NAFF tunes of the first and second halves (see `tunes_from_tbt` for ``twiss_at``).
+    """Frequency map of a ring: track ``grid`` (n, 6) from the lattice start for ``n_turns``
+    (even), observed at the exit of placement 0 (Twiss row 1, for ``twiss_at``: see
+    `tunes_from_tbt`), NAFF tunes of the first and second halves of the run.
 
     Particles go in chunks of ``chunk`` (the last one padded), so one program serves the scan.
     """
