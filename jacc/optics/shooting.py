@@ -126,15 +126,23 @@ def _newton(chain: Chain, steps_fe, opts, n_fd: int, offsets, weights, table, vf
     def cond(state):
         return state[5] <= n_fd
 
+    def step_and_tangent(z, f, e, it, phase, dzc, tc):
+        """The Newton step from the last evaluation and the orbit tangent; the difference
+        phases after the first reuse those of the converged orbit."""
+        def fresh():
+            dz, m = linear(z, f, e)
+            return dz, (chain.solve_prefix(m, jnp.zeros_like(z), dheld) if n_fd else tc)
+
+        which = jnp.where(it == 0, 0, jnp.where(phase <= 1, 1, 2))
+        return lax.switch(which, [lambda: (jnp.zeros_like(z), tc), fresh, lambda: (dzc, tc)])
+
     def body(state):
-        z, f, e, err, it, phase, de = state
-        dz, m = lax.cond(it > 0, lambda: linear(z, f, e),
-                         lambda: (jnp.zeros_like(z), jnp.zeros_like(e)))
+        z, f, e, err, it, phase, de, dzc, tc = state
+        dz, t = step_and_tangent(z, f, e, it, phase, dzc, tc)
         in_newton = phase == 0
         point = z + dz  # a Newton step (the first evaluation: the start guess)
         if n_fd:
             k = jnp.clip(phase - 1, 0, n_fd - 1)
-            t = chain.solve_prefix(m, jnp.zeros_like(z), dheld)
             point = jnp.where(in_newton, point, point + offsets[k] * t)
         f1, e1 = steps_fe(table, point)
         err1 = chain.error(point, f1, vfix)
@@ -144,12 +152,12 @@ def _newton(chain: Chain, steps_fe, opts, n_fd: int, offsets, weights, table, vf
             de = de + jnp.where(in_newton, 0.0, weights[k]) * e1
         going = (err1 > opts.tol) & (it <= opts.max_iter) & jnp.isfinite(err1)
         phase = jnp.where(in_newton, jnp.where(going, 0, 1), phase + 1)
-        return z, f, e, err, it, phase, de
+        return z, f, e, err, it, phase, de, dz, t
 
     de0 = jnp.zeros((n_steps, 6, 6)) if n_fd else jnp.zeros(())
     state = (z0, jnp.zeros_like(z0), jnp.zeros((n_steps, 6, 6)), jnp.asarray(jnp.inf), jnp.asarray(0),
-             jnp.asarray(0), de0)
-    z, f, e, err, it, _, de = lax.while_loop(cond, body, state)
+             jnp.asarray(0), de0, jnp.zeros_like(z0), jnp.zeros_like(z0))
+    z, f, e, err, it, _, de, _, _ = lax.while_loop(cond, body, state)
     # the last Newton step on the linearised chain: no evaluation needed
     dz, m = linear(z, f, e)
     z, f = z + dz, f + jnp.einsum("nij,nj->ni", e, dz)
