@@ -84,7 +84,7 @@ def _store_path(persist_key: str | None, signature) -> pathlib.Path | None:
     folder = jax.config.jax_compilation_cache_dir
     if persist_key is None or not folder:
         return None
-    text = repr((persist_key, signature, jax.__version__, jax.default_backend(), FAST_OPTIONS))
+    text = repr((persist_key, signature, jax.__version__, jax.default_backend(), FAST_OPTIONS, code_digest()))
     name = hashlib.sha256(text.encode()).hexdigest()[:32]
     path = pathlib.Path(folder) / "jacc-exported"
     try:
@@ -92,6 +92,23 @@ def _store_path(persist_key: str | None, signature) -> pathlib.Path | None:
     except OSError:
         return None
     return path / f"{name}.jaxexport"
+
+
+_CODE: list = []
+
+
+def code_digest() -> str:
+    """A digest of the ``jacc`` package's source files: a program stored by another version
+    of the code (which the persist key, a description of the lattice, cannot tell apart) is
+    never reused. Read once per process (a few milliseconds)."""
+    if not _CODE:
+        root = pathlib.Path(__file__).resolve().parent
+        digest = hashlib.sha256()
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+        _CODE.append(digest.hexdigest()[:16])
+    return _CODE[0]
 
 
 def _marked(store: pathlib.Path | None) -> bool:

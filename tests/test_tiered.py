@@ -88,3 +88,27 @@ def test_exported_program_is_reused_by_a_new_process(tmp_path):
     store = tmp_path / "jacc-exported"
     assert len(list(store.glob("*.jaxexport"))) == 1
     assert len(list(store.glob("*.optimized"))) == 1
+
+
+def test_stored_programs_are_keyed_by_the_code(tmp_path, monkeypatch):
+    """A program stored by another version of jacc's source is not reused: the store path
+    depends on a digest of the package's files as well as on the persist key."""
+    from jacc import _tiered
+
+    folder = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+    try:
+        _check_code_key(tmp_path, monkeypatch, _tiered)
+    finally:
+        jax.config.update("jax_compilation_cache_dir", folder)
+
+
+def _check_code_key(tmp_path, monkeypatch, _tiered):
+    digest = _tiered.code_digest()
+    assert len(digest) == 16 and digest == _tiered.code_digest()
+    key = (None, ())
+    here = _tiered._store_path("program", key)
+    monkeypatch.setattr(_tiered, "_CODE", ["another-version"])
+    other = _tiered._store_path("program", key)
+    assert here is not None and other is not None and here != other
+    assert here.parent == other.parent == tmp_path / "jacc-exported"
