@@ -206,9 +206,36 @@ def short(err: Exception) -> str:
 def check_written(el, spec: dict, handled: tuple[str, ...], code: str) -> None:
     """Raise when a field of ``el`` that the code cannot hold is set (never a silent drop)."""
     written = {field for field, _ in spec.values() if field} | set(handled)
-    for field in el.numeric_fields():
+    # every number, flaggable or static (a Multipole's angle)
+    numbers = [f for f, info in type(el).model_fields.items()
+               if info.annotation in (float, list[float]) or info.annotation == (float | None)]
+    for field in numbers:
         value = getattr(el, field)
         if field in written or value in (0.0, None, []) or (field == "fintx" and value == el.fint):
             continue
         raise LatticeError(f"{el.element_name} '{el.name}': field '{field}' = {value!r} has no "
                            f"{code} counterpart, cannot export")
+
+
+def written_elements(lat, definition) -> tuple[list[str], str]:
+    """The definition statements of a lattice's elements and the body of its line, as the
+    Bmad and elegant writers share them.
+
+    ``definition(element, expressions) -> str`` writes one definition. A placement with
+    overrides gets its own definition ``name_n``; the line's body lists the labels eight to
+    a row with ``&`` continuations.
+    """
+    out, labels, written = [], [], set()
+    for p in lat.elements:
+        label = p.name if not p.overrides else f"{p.name}_{p.occurrence}"
+        if label not in written:
+            exprs = {} if p.overrides else lat.expressions.get(p.name, {})
+            out.append(f"{label}: {definition(p.element, exprs)}")
+            written.add(label)
+        labels.append(label)
+    body = ""
+    for i, label in enumerate(labels):
+        body += label + (", " if i < len(labels) - 1 else "")
+        if i % 8 == 7 and i < len(labels) - 1:
+            body += "&\n  "
+    return out, body

@@ -28,7 +28,7 @@ import warnings
 from pathlib import Path
 
 from ._lattice_text import (assemble, build_fields, check_written, expand_line, parse_items,
-                            resolve_type, short, split_attributes, statements)
+                            resolve_type, short, split_attributes, statements, written_elements)
 from .base import LatticeError, PhysicsWarning
 from .elements import ELEMENTS_BY_NAME
 from .expressions import Expression, ExpressionError
@@ -269,19 +269,8 @@ def write_bmad(lat) -> str:
         out += [f"{target}[{k}] = {v!r}" if not isinstance(v, str) else f"{target}[{k}] = {v}"
                 for k, v in values.items()]
     out += [f"{k} = {knob.value!r}" for k, knob in lat.knobs.items()]
-    labels, written = [], set()
-    for p in lat.elements:
-        label = p.name if not p.overrides else f"{p.name}_{p.occurrence}"
-        if label not in written:
-            exprs = {} if p.overrides else lat.expressions.get(p.name, {})
-            out.append(f"{label}: {_definition(p.element, exprs)}")
-            written.add(label)
-        labels.append(label)
-    body = ""
-    for i, label in enumerate(labels):
-        body += label + (", " if i < len(labels) - 1 else "")
-        if i % 8 == 7 and i < len(labels) - 1:
-            body += "&\n  "
+    definitions, body = written_elements(lat, _definition)
+    out += definitions
     out.append(f"{lat.name}: line = ({body})")
     out.append(f"use, {lat.name}")
     return "\n".join(out) + "\n"

@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 
 from ._lattice_text import (assemble, build_fields, check_written, expand_line, parse_items,
-                            resolve_type, short, split_attributes, statements)
+                            resolve_type, short, split_attributes, statements, written_elements)
 from .base import LatticeError, PhysicsWarning
 from .elements import ELEMENTS_BY_NAME
 from .expressions import Expression, ExpressionError
@@ -273,19 +273,8 @@ def write_elegant(lat) -> str:
     """
     out = [f"! elegant lattice '{lat.name}' written by JACC: {len(lat.line)} placements"]
     out += [f"% {knob.value!r} sto {k}" for k, knob in lat.knobs.items()]
-    labels, written = [], set()
-    for p in lat.elements:
-        label = p.name if not p.overrides else f"{p.name}_{p.occurrence}"
-        if label not in written:
-            exprs = {} if p.overrides else lat.expressions.get(p.name, {})
-            out.append(f"{label}: {_definition(p.element, exprs)}")
-            written.add(label)
-        labels.append(label)
-    body = ""
-    for i, label in enumerate(labels):
-        body += label + (", " if i < len(labels) - 1 else "")
-        if i % 8 == 7 and i < len(labels) - 1:
-            body += "&\n  "
+    definitions, body = written_elements(lat, _definition)
+    out += definitions
     out.append(f"{lat.name}: LINE=({body})")
     out.append(f"USE, {lat.name}")
     return "\n".join(out) + "\n"
