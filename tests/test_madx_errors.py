@@ -5,7 +5,8 @@ only, so its optics are linear at any orbit: MAD-X and JACC then agree to roundi
 issue's 1e-9 bound on closed orbit and tunes applies. (Thick-magnet field errors are applied by
 MAD-X as kicks and by JACC as strengths spread over the length, and thick sextupoles and bends
 on an orbit add MAD-X's second-order maps: those cases differ by 1e-8 to 1e-5 and are left
-out of this comparison.)
+out of this comparison.) errors_dipole.madx puts random dipole errors (dkn[0], dks[0]) on the
+thin multipoles: they kick the orbit, the reference stays unbent.
 """
 
 import os
@@ -69,6 +70,45 @@ def test_errors_from_an_esave_table(madx_errors):
     table = read_error_table(esave)
     assert {"DX", "DY", "DPSI", "K1L", "K1SL"} <= set(table.columns)
     _compare(apply_error_table(clean, table), ref)
+
+
+@pytest.fixture(scope="module")
+def madx_dipole_errors(tmp_path_factory):
+    """MAD-X: random dipole errors (dkn[0], dks[0]) on the thin multipoles, TWISS and ESAVE."""
+    esave = tmp_path_factory.mktemp("esave") / "dipole.tfs"
+    cwd = os.getcwd()
+    os.chdir(DATA)
+    try:
+        m = cpymad.Madx(stdout=False)
+        m.call("errors_dipole.madx")
+        m.input(f'esave, file="{esave}";')
+        t = m.twiss()
+        ref = {c: np.array(t[c]).copy() for c in ("x", "px", "y", "py")}
+        ref["q1"], ref["q2"] = float(m.table.summ.q1[0]), float(m.table.summ.q2[0])
+        m.quit()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PhysicsWarning)  # dipole errors are modelled
+            with_errors = read_madx("errors_dipole.madx")
+            clean = read_madx("errors_ring.madx")
+    finally:
+        os.chdir(cwd)
+    return ref, esave, with_errors, clean
+
+
+def test_dipole_errors_from_the_madx_file(madx_dipole_errors):
+    ref, _, with_errors, _ = madx_dipole_errors
+    mq = [with_errors.element_at(i) for i in with_errors.placements_of("mq")]
+    assert all(el.angle == 0.0 and el.knl[0] != 0.0 and el.ksl[0] != 0.0 for el in mq)
+    _compare(with_errors, ref)
+
+
+def test_dipole_errors_from_an_esave_table(madx_dipole_errors):
+    ref, esave, _, clean = madx_dipole_errors
+    table = read_error_table(esave)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PhysicsWarning)
+        lat = apply_error_table(clean, table)
+    _compare(lat, ref)
 
 
 def test_error_table_problems(madx_errors, tmp_path):

@@ -127,6 +127,15 @@ CASES = [
         "multipole-default", Multipole(), DriftKick(), dict(knl=KNL, ksl=KSL),
         lambda: xt.Multipole(knl=KNL, ksl=KSL, hxl=KNL[0]),
     ),
+    # MAD-X ANGLE (or a pinned bend with a dipole field error): hxl = angle != knl[0].
+    Case(
+        "multipole-angle", Multipole(angle=2.5e-3), DriftKick(), dict(knl=KNL, ksl=KSL),
+        lambda: xt.Multipole(knl=KNL, ksl=KSL, hxl=2.5e-3),
+    ),
+    Case(
+        "multipole-straight-reference", Multipole(angle=0.0), DriftKick(), dict(knl=KNL, ksl=KSL),
+        lambda: xt.Multipole(knl=KNL, ksl=KSL, hxl=0.0),
+    ),
     Case(
         "multipole-plain-dipole", Multipole(bend_reference=False), DriftKick(),
         dict(knl=KNL, ksl=[-0.8e-3] + KSL[1:]), lambda: xt.Multipole(knl=KNL, ksl=[-0.8e-3] + KSL[1:]),

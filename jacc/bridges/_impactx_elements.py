@@ -198,8 +198,9 @@ def _octupole(ctx, el, al):
 def _multipole(ctx, el, al):
     from impactx import elements as ix
 
-    if el.knl and el.knl[0] != 0.0:
-        raise _unsupported(el, f"knl[0] = {el.knl[0]} bends the reference orbit (MAD-X, JACC); "
+    if (el.knl and el.knl[0] != 0.0) or el.angle:
+        raise _unsupported(el, f"knl[0] = {el.knl[0] if el.knl else 0.0}, angle = {el.angle}: a "
+                               "dipole term (a bend of the reference or a kick) is not exported; "
                                "ImpactX's thin multipoles only kick")
     n = max(len(el.knl), len(el.ksl))
     orders = [(m, el.knl[m] if m < len(el.knl) else 0.0, el.ksl[m] if m < len(el.ksl) else 0.0)

@@ -230,8 +230,9 @@ def _multipole(ctx, el):
     n = max(len(el.knl), len(el.ksl), 1)
     knl = list(el.knl) + [0.0] * (n - len(el.knl))
     ksl = list(el.ksl) + [0.0] * (n - len(el.ksl))
-    # knl[0] also bends the reference orbit (MAD-X angle = k0l), as JACC's Multipole
-    return xt.Multipole(knl=knl, ksl=ksl, hxl=knl[0], length=el.lrad)
+    # the reference is bent by angle, knl[0] without one (MAD-X), as JACC's Multipole
+    hxl = knl[0] if el.angle is None else el.angle
+    return xt.Multipole(knl=knl, ksl=ksl, hxl=hxl, length=el.lrad)
 
 
 def _kicker(ctx, el):

@@ -115,6 +115,8 @@ class SequenceBuilder:
                 continue  # MAD-X: fintx unset (or negative) means "as fint"
             if attr == "freq" and not p.inform:
                 continue
+            if jfield == "angle" and value == 0.0:
+                continue  # a multipole's ANGLE 0 means "bent by KNL[0]" in MAD-X: JACC's None
             fields[jfield] = int(round(value)) if jfield == "harmon" else scale * value
             if jfield != "harmon":
                 self._expression(el, jfield, p, scale, exprs)
@@ -265,12 +267,19 @@ def _placement_errors(el, definition: Element) -> dict[str, Any]:
 
 
 def _apply_field_errors(el: Element, dkn: list[float], dks: list[float], over: dict) -> bool:
-    """Add integrated field errors to the strengths of a multipole or a pure thick magnet."""
+    """Add integrated field errors to the strengths of a multipole or a pure thick magnet.
+
+    A multipole's dipole error ``dkn[0]`` changes the field, not the reference bend: without
+    an ``angle`` the bend is pinned at the design ``knl[0]``, so the error kicks the orbit (as
+    in MAD-X, where EFCOMP errors never move the reference).
+    """
     kind = el.element_name
     if kind == "Multipole":
         n = max(len(_trim(dkn)), len(_trim(dks)), len(el.knl), len(el.ksl))
         over["knl"] = [a + b for a, b in zip(_pad(el.knl, n), _pad(dkn, n))]
         over["ksl"] = [a + b for a, b in zip(_pad(el.ksl, n), _pad(dks, n))]
+        if _pad(dkn, 1)[0] and el.angle is None:
+            over["angle"] = el.knl[0] if el.knl else 0.0
         return True
     order = {"Quadrupole": 1, "Sextupole": 2, "Octupole": 3}.get(kind)
     if order is None or el.l == 0.0:

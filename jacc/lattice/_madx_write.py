@@ -91,6 +91,13 @@ def _definition(label: str, el: Element, exprs: dict[str, str], charge: float) -
             continue  # MAD-X's default: as fint
         if kind == "RFCavity" and field == "frequency" and value == 0.0:
             continue  # the cavity is given by its harmonic number
+        if kind == "Multipole" and field == "angle":
+            if value is None or value == (el.knl[0] if el.knl else 0.0):
+                continue  # MAD-X's default: bent by knl[0]
+            if value == 0.0:
+                raise LatticeError(f"Multipole '{el.name}': a straight reference (angle = 0) "
+                                   f"with knl[0] = {el.knl[0]!r} has no MAD-X counterpart "
+                                   "(MAD-X reads angle 0 as knl[0]), cannot export")
         if isinstance(value, list):
             if value:
                 attrs.append(f"{madx} = {{{', '.join(_num(v) for v in value)}}}")

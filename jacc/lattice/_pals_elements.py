@@ -13,7 +13,7 @@ from ._lattice_text import short
 from .base import Aperture, Element, LatticeError
 from .elements import ELEMENTS_BY_NAME
 
-__all__ = ["element_from_pals", "element_to_pals", "SILENT_EXTENSION"]
+__all__ = ["element_from_pals", "element_to_pals", "NO_PALS_KIND", "SILENT_EXTENSION"]
 
 # PALS kind written for each JACC type (a Marker or Drift carries the type in the extension).
 KIND = {
@@ -21,8 +21,8 @@ KIND = {
     "SBend": "SBend", "RBend": "RBend", "DipoleEdge": "Marker", "Sextupole": "Sextupole",
     "Octupole": "Octupole", "Multipole": "Multipole", "HKicker": "Kicker", "VKicker": "Kicker",
     "HVCorrector": "Kicker", "Solenoid": "Solenoid", "RFCavity": "RFCavity",
-    "NonlinearLens": "Marker", "FieldMap": "Drift", "RectangularAperture": "Marker",
-    "EllipticalAperture": "Marker",
+    "NonlinearLens": "Marker", "FieldMap": "Drift", "NonlinearInsertField": "Drift",
+    "RectangularAperture": "Marker", "EllipticalAperture": "Marker",
 }
 # PALS kind -> JACC type when the extension does not say.
 FROM_KIND = {"Drift": "Drift", "Marker": "Marker", "Instrument": "Monitor",
@@ -31,6 +31,9 @@ FROM_KIND = {"Drift": "Drift", "Marker": "Marker", "Instrument": "Monitor",
              "Kicker": "HVCorrector", "Solenoid": "Solenoid", "RFCavity": "RFCavity",
              "NullEle": "Marker", "BeginningEle": "Marker", "Fiducial": "Marker"}
 _ORDER = {"Quadrupole": 1, "Sextupole": 2, "Octupole": 3}
+# JACC types without a PALS kind: written as the Marker or Drift of KIND, the physics in the
+# extension.
+NO_PALS_KIND = ("DipoleEdge", "NonlinearLens", "FieldMap", "NonlinearInsertField")
 # Extension keys that only make the round trip exact (PALS holds the physics): no warning.
 SILENT_EXTENSION = {"element_name", "angle", "fint", "fintx", "gap", "lag", "aperture_shape",
                     "placement_of", "overrides", "knl_len", "ksl_len", "l"}
@@ -58,6 +61,8 @@ def _mm(el: Element, ext: dict) -> dict[str, float]:
         elif el.tilt:
             ext["tilt"] = el.tilt
         ext["knl_len"], ext["ksl_len"] = len(el.knl), len(el.ksl)
+        if el.angle is not None:
+            ext["angle"] = el.angle  # the reference bend when it is not knl[0]
         if el.lrad:
             ext["lrad"] = el.lrad
     elif kind in ("HKicker", "VKicker", "HVCorrector"):
@@ -114,9 +119,10 @@ def element_to_pals(el: Element) -> tuple[dict[str, Any], dict[str, Any]]:
     elif kind in ("RectangularAperture", "EllipticalAperture"):
         shape = "rectangle" if kind == "RectangularAperture" else "ellipse"
         d["ApertureP"] = _aperture_p(Aperture(shape=shape, a=el.a, b=el.b), ext)
-    elif kind in ("DipoleEdge", "NonlinearLens", "FieldMap"):
+    elif kind in NO_PALS_KIND:
         fields = {"DipoleEdge": ("h", "e1", "gap", "fint", "side"),
-                  "NonlinearLens": ("knll", "cnll"), "FieldMap": ("z", "bz")}[kind]
+                  "NonlinearLens": ("knll", "cnll"), "FieldMap": ("z", "bz"),
+                  "NonlinearInsertField": ("t", "c", "beta_c", "s_c", "n_steps")}[kind]
         ext.update({f: getattr(el, f) for f in fields})
     if el.aperture is not None:
         d["ApertureP"] = _aperture_p(el.aperture, ext)
@@ -162,6 +168,8 @@ def element_from_pals(name: str, d: dict[str, Any], where: str) -> Element:
         f["l"] = 0.0
         f["knl"] = _orders(mm, "Kn", ext.pop("knl_len", None), length)
         f["ksl"] = _orders(mm, "Ks", ext.pop("ksl_len", None), length)
+        if ext.get("angle") is not None:
+            f["angle"] = float(ext.pop("angle"))
     elif kind in ("HKicker", "VKicker", "HVCorrector"):
         x, y = -float(mm.get("Kn0L", 0.0)), float(mm.get("Ks0L", 0.0))
         if kind != "VKicker":

@@ -123,8 +123,12 @@ class Octupole(Element):
 class Multipole(Element):
     """Thin multipole: integrated normal ``knl[n]`` [1/m^n] and skew ``ksl[n]``, any order.
 
-    ``knl[0]`` is a horizontal bending kick (MAD-X sign: a positive knl[0] kicks to -x).
-    ``lrad`` [m] is the nominal length used for curvature effects only (as MAD-X).
+    ``knl[0]`` is the horizontal dipole field (MAD-X sign: a positive knl[0] kicks to -x);
+    ``angle`` [rad] bends the reference orbit (Xsuite ``hxl``) and defaults to ``knl[0]`` (MAD-X:
+    a dipole field matched by the reference bend leaves the on-momentum orbit straight). A field
+    differing from the bend kicks the orbit by ``angle - knl[0]``: a dipole field error, or a
+    MAD-X ``angle`` unequal to ``knl[0]``. ``lrad`` [m] is the nominal length used for
+    curvature effects only (as MAD-X).
     """
 
     element_name: Literal["Multipole"] = _kind("Multipole")
@@ -132,11 +136,19 @@ class Multipole(Element):
     knl: list[float] = Field(default_factory=list, description="integrated normal strengths k_n*l [1/m^n]")
     ksl: list[float] = Field(default_factory=list, description="integrated skew strengths [1/m^n]")
     lrad: float = Field(default=0.0, ge=0.0, description="nominal length for curvature effects [m]")
+    angle: float | None = Field(default=None, allow_inf_nan=False,
+                                description="bending angle of the reference orbit [rad] "
+                                            "(None: knl[0]); geometry, not differentiable")
 
     @field_validator("knl", "ksl")
     @classmethod
     def _finite(cls, v, info):
         return check_finite_list(v, info.field_name)
+
+    @classmethod
+    def numeric_fields(cls) -> tuple[str, ...]:
+        # angle is geometry: a static option of the compiled kernel (None follows knl[0])
+        return tuple(f for f in super().numeric_fields() if f != "angle")
 
     @property
     def order(self) -> int:
@@ -234,6 +246,45 @@ class FieldMap(Element):
         return self
 
 
+class NonlinearInsertField(Element):
+    """Thick Danilov-Nagaitsev insert: the continuum limit of thin `NonlinearLens` slices.
+
+    Through the element the beta function (both planes) is ``beta(s) = beta_c + (s - s_c)^2 /
+    beta_c``, ``s`` from the entrance; the lens strength per metre is ``t c^2 / beta(s)`` and
+    its scale ``c sqrt(beta(s))`` [m]. Integrated in ``n_steps`` symplectic (leapfrog) steps
+    with diffrax. ``s_c`` defaults to ``l / 2`` (a whole insert centred on its waist); a piece
+    of an insert gives its own. `from_mu0` builds it from the insert's phase advance.
+    """
+
+    element_name: Literal["NonlinearInsertField"] = _kind("NonlinearInsertField")
+    t: float = Field(default=0.0, description="dimensionless strength (stable for 0 <= t < 0.5)")
+    c: float = Field(default=0.01, gt=0.0, description="dimensional parameter [m^(1/2)]")
+    beta_c: float = Field(default=1.0, gt=0.0, description="beta function at the waist [m]")
+    s_c: float | None = Field(default=None, description="waist position from the entrance [m] "
+                                                        "(None at construction: l / 2)")
+    n_steps: int = Field(default=64, ge=1, le=100000, description="integration steps over the element")
+
+    @model_validator(mode="after")
+    def _centre(self):
+        if self.s_c is None:
+            object.__setattr__(self, "s_c", 0.5 * self.l)
+        return self
+
+    @classmethod
+    def from_mu0(cls, name: str, l: float, mu0: float, **fields) -> "NonlinearInsertField":
+        """A whole insert of length ``l`` [m] and phase advance ``mu0`` [2 pi] (0 < mu0 < 1/2):
+        ``beta_c = l / (2 tan(pi mu0))``, waist at the centre."""
+        if not 0.0 < mu0 < 0.5:
+            raise ValueError(f"NonlinearInsertField '{name}': field 'mu0': must lie in (0, 0.5), got {mu0!r}")
+        return cls(name=name, l=l, beta_c=l / (2.0 * math.tan(math.pi * mu0)), **fields)
+
+    @property
+    def mu0(self) -> float:
+        """Phase advance [2 pi] through the element: ``int ds / beta / (2 pi)``."""
+        a = math.atan((self.l - self.s_c) / self.beta_c) + math.atan(self.s_c / self.beta_c)
+        return a / (2.0 * math.pi)
+
+
 class RectangularAperture(Element):
     """Thin rectangular aperture: half widths ``a`` (x) and ``b`` (y) [m]."""
 
@@ -255,7 +306,7 @@ class EllipticalAperture(Element):
 ELEMENT_TYPES: tuple[type[Element], ...] = (
     Drift, Marker, Monitor, Quadrupole, SBend, RBend, DipoleEdge, Sextupole, Octupole,
     Multipole, HKicker, VKicker, HVCorrector, Solenoid, RFCavity, NonlinearLens, FieldMap,
-    RectangularAperture, EllipticalAperture,
+    NonlinearInsertField, RectangularAperture, EllipticalAperture,
 )
 ELEMENTS_BY_NAME: dict[str, type[Element]] = {
     cls.model_fields["element_name"].default: cls for cls in ELEMENT_TYPES

@@ -7,11 +7,11 @@ imported without them: rows are matched to placements by name, in order (the n-t
 ``qf`` is the n-th placement of ``qf``). The rules are the importer's: ``DX``, ``DY`` add to
 ``dx``, ``dy`` and ``DPSI`` to ``dtilt``; integrated field errors ``KnL``/``KnSL`` (absolute:
 MAD-X stores EFCOMP's relative errors converted) add to a thin multipole's ``knl``/``ksl`` and
-to a pure thick quadrupole, sextupole or octupole's strength (divided by ``l``); dipole
-errors (``K0L``, ``K0SL``) are not applied (a Multipole's ``knl[0]`` bends the reference in
-JACC, MAD-X's error kicks the orbit). ``DS``,
-``DPHI``, ``DTHETA`` and other field errors are not modelled: they are kept in the
-placement's ``extra["madx"]`` with a PhysicsWarning.
+to a pure thick quadrupole, sextupole or octupole's strength (divided by ``l``). A thin
+multipole's dipole errors kick the orbit as in MAD-X: ``K0L`` adds to ``knl[0]`` with the
+reference bend (``angle``) kept at the design ``knl[0]``, ``K0SL`` adds to ``ksl[0]``. ``DS``,
+``DPHI``, ``DTHETA`` and other field errors (e.g. a dipole error on a thick quadrupole) are not
+modelled: they are kept in the placement's ``extra["madx"]`` with a PhysicsWarning.
 """
 
 from __future__ import annotations
@@ -83,12 +83,6 @@ def _row_overrides(lat, i: int, row: dict, orders: list[int]) -> dict:
         extra["align_errors"] = rest
     dkn = [row.get(f"K{n}L", 0.0) for n in range(max(orders, default=-1) + 1)]
     dks = [row.get(f"K{n}SL", 0.0) for n in range(max(orders, default=-1) + 1)]
-    dipole = {k: v for k, v in (("dk0l", dkn[0] if dkn else 0.0), ("dk0sl", dks[0] if dks else 0.0)) if v}
-    if dipole:
-        # JACC's Multipole takes knl[0] as a bend of the reference (xtrack's hxl); MAD-X's
-        # dipole field error kicks the orbit instead: not representable by adding to knl[0]
-        extra["dipole_field_errors"] = dipole
-        dkn, dks = [0.0] + dkn[1:], [0.0] + dks[1:]
     if any(dkn) or any(dks):
         if not _apply_field_errors(el, dkn, dks, over):
             extra["field_errors"] = {"dkn": _trim(dkn), "dks": _trim(dks)}

@@ -5,11 +5,15 @@ MAD-X convention: with ``z = x + i y`` and integrated strengths ``knl[n]``, ``ks
 
     px -= Re[ sum_n (knl[n] + i ksl[n]) z^n / n! ],   py += Im[ same sum ].
 
-The kick does not scale with momentum (``px`` is canonical, normalised by ``p0``). In MAD-X
-(and Xsuite's importer) the dipole term of a thin multipole also bends the reference orbit
-by ``knl[0]`` (``ANGLE`` defaults to ``K0L``): a particle of momentum ``1 + delta`` then
-gets ``px += knl[0] (1 + delta)`` and ``t -= knl[0] x / beta``, so the on-momentum orbit is
-not deflected and only the dispersive part ``knl[0] delta`` remains.
+The kick does not scale with momentum (``px`` is canonical, normalised by ``p0``). A thin
+multipole also bends the reference orbit, by ``h`` = ``angle``, which defaults to ``knl[0]``
+(MAD-X, whose SURVEY turns by ``ANGLE``, else ``K0L``; Xsuite's ``hxl``): a particle of
+momentum ``1 + delta`` then gets ``px += h (1 + delta)`` and ``t -= h x / beta``. With
+``h = knl[0]`` the on-momentum orbit is not deflected and only the dispersive part
+``knl[0] delta`` remains; a dipole field beyond the bend (a field error, or ``ANGLE != K0L``)
+kicks the orbit by ``h - knl[0]``, independent of momentum. (MAD-X's TWISS and TRACK keep
+the chromatic and path-length terms of ``K0L`` even when ``ANGLE`` differs; the orbit kick is
+the same.)
 """
 
 from __future__ import annotations
@@ -75,44 +79,61 @@ class Multipole(ElementPhysics):
     """Thin multipole. Fields: ``knl``, ``ksl`` (integrated strengths, vectors of length n+1).
 
     Attributes:
-        bend_reference: if True (MAD-X and Xsuite), ``knl[0]`` also bends the reference
-            orbit, leaving the chromatic kick ``knl[0] delta`` and the path-length term;
-            if False, ``knl[0]`` is a plain kick ``px -= knl[0]``.
+        bend_reference: if True (MAD-X and Xsuite), the reference orbit is bent by ``angle``,
+            leaving the chromatic kick of that bend, its path-length term and the orbit kick
+            ``angle - knl[0]``; if False, ``knl[0]`` is a plain kick ``px -= knl[0]``.
+        angle: the reference bend [rad], static (geometry, as the description's); None:
+            ``knl[0]``, following it when ``knl`` is traced.
     """
 
     fields: ClassVar[tuple[str, ...]] = ("knl", "ksl")
     bend_reference: bool = eqx.field(static=True, default=True)
+    angle: float | None = eqx.field(static=True, default=None)
 
     def kick(self, p, x, frac, ref):
-        knl, ksl = p["knl"], p["ksl"]
+        knl, ksl = _strengths(p)
         x0, px, y0, py, t, pt = x
         if not self.bend_reference:
             dpx, dpy = multipole_kick(x0, y0, knl, ksl)
             return jnp.stack([x0, px + frac * dpx, y0, py + frac * dpy, t, pt])
-        # The kick -knl0 and the bend knl0 (1 + delta) combine into knl0 delta (kept exact).
+        # The kick -knl0 and the bend h (1 + delta) combine into h delta - (knl0 - h): without
+        # an angle the matched part cancels exactly (no rounding of knl0 - knl0 on the orbit).
+        excess = self._excess(knl)
         dpx, dpy = multipole_kick(x0, y0, knl, ksl, skip_normal_dipole=True)
-        hl = frac * knl[0]
+        hl = frac * (knl[0] - excess)
         opd = one_plus_delta(pt, ref.beta0)
         delta = (2.0 * pt / ref.beta0 + pt * pt) / (opd + 1.0)
         inv_beta = (1.0 / ref.beta0 + pt) / opd
-        return jnp.stack(
-            [x0, px + frac * dpx + hl * delta, y0, py + frac * dpy, t - hl * x0 * inv_beta, pt]
-        )
+        return jnp.stack([x0, px + frac * (dpx - excess) + hl * delta, y0, py + frac * dpy,
+                          t - hl * x0 * inv_beta, pt])
 
     def matrix(self, p, ref):
-        knl, ksl = p["knl"], p["ksl"]
+        knl, ksl = _strengths(p)
         k1l = knl[1] if knl.shape[0] > 1 else 0.0
         k1sl = ksl[1] if ksl.shape[0] > 1 else 0.0
         m = jnp.eye(6)
         m = m.at[1, 0].set(-k1l).at[1, 2].set(k1sl).at[3, 2].set(k1l).at[3, 0].set(k1sl)
         if self.bend_reference:
-            h = knl[0] / ref.beta0
+            h = (knl[0] - self._excess(knl)) / ref.beta0
             m = m.at[1, 5].set(h).at[4, 0].set(-h)
         return m
 
     def offset(self, p, ref):
-        c = jnp.zeros(6).at[3].set(p["ksl"][0])
-        return c if self.bend_reference else c.at[1].set(-p["knl"][0])
+        knl, ksl = _strengths(p)
+        c = jnp.zeros(6).at[3].set(ksl[0])
+        if self.bend_reference:
+            return c.at[1].set(-self._excess(knl))
+        return c.at[1].set(-knl[0])
+
+    def _excess(self, knl):
+        """``knl[0] - angle``: the dipole field beyond the reference bend (0 without an angle)."""
+        return 0.0 if self.angle is None else knl[0] - self.angle
+
+
+def _strengths(p):
+    """``knl``, ``ksl`` as 1-D arrays of length >= 1 (a one-entry list arrives as a scalar)."""
+    knl, ksl = jnp.atleast_1d(p["knl"]), jnp.atleast_1d(p["ksl"])
+    return (knl if knl.shape[0] else jnp.zeros(1)), (ksl if ksl.shape[0] else jnp.zeros(1))
 
 
 class _ThickPureMultipole(ElementPhysics):
@@ -160,9 +181,10 @@ class Octupole(_ThickPureMultipole):
     order: ClassVar[int] = 3
 
 
-# Xsuite 0.118: thin ``Multipole`` is kick only with hxl = knl[0] (importer: MAD-X angle=0 ->
-# dipole); ``Sextupole``/``Octupole`` default to "drift-kick-drift-expanded" with the
-# "uniform" integrator and num_multipole_kicks 0 = auto = 1 kick for a straight magnet.
+# Xsuite 0.118: thin ``Multipole`` is kick only with hxl = angle, or knl[0] without one
+# (importer: MAD-X angle=0 -> dipole); ``Sextupole``/``Octupole`` default to
+# "drift-kick-drift-expanded" with the "uniform" integrator and num_multipole_kicks 0 = auto =
+# 1 kick for a straight magnet.
 XSUITE_DEFAULTS = {
     "Multipole": (Multipole(bend_reference=True), DriftKick(order=2, slices=1)),
     "Sextupole": (Sextupole(exact_drift=False), DriftKick(order=2, slices=1)),
