@@ -7,12 +7,17 @@ line holds every coordinate of ``z[0]``) evaluates all elements side by side and
 the linearised chain with a parallel prefix product (`chain.Chain`), so no iteration
 tracks the line sequentially.
 
-With ``chromatic=True`` the same loop goes on, after Newton has converged, to evaluate
-the element maps at four points along the orbit's tangent ``t`` (the implicit derivative
-of the orbit for a change ``dheld`` of the held coordinates, e.g. ``pt`` per unit
-``delta``): their Jacobians give ``dE``, the derivative of every step's Jacobian along
-``t``, by a four-point central difference (`parallel.TANGENT_STEP`). One loop body holds
-the only copy of the element maps in the program, which is what sets its compile time.
+``chromatic`` adds ``dE``, the derivative of every step's Jacobian along the orbit's
+tangent ``t`` (the implicit derivative of the orbit for a change ``dheld`` of the held
+coordinates, e.g. ``pt`` per unit ``delta``):
+
+- ``"exact"``: by automatic differentiation, a JVP of the Jacobians along ``t`` after the
+  loop; the program then holds the element maps twice, once to first order (the loop) and
+  once to second order;
+- ``"difference"``: the same loop goes on, after Newton has converged, to evaluate the maps
+  at four points along ``t``, and a four-point central difference of their Jacobians gives
+  ``dE`` (`parallel.TANGENT_STEP`, about 1e-10 relative). One loop body holds the only
+  copy of the element maps, which about halves the compile time.
 """
 
 from __future__ import annotations
@@ -29,6 +34,14 @@ from .chain import Chain
 from .parallel import TANGENT_OFFSETS, TANGENT_WEIGHTS, cumulative_products
 
 
+CHROMATIC = (None, "exact", "difference")
+
+
+def along_tangent(steps_fe, table, z, t):
+    """The derivative of every step's Jacobian along ``t`` (a JVP: second derivatives)."""
+    return jax.jvp(lambda z_: steps_fe(table, z_)[1], (z,), (t,))[1]
+
+
 class PeriodicOrbit(NamedTuple):
     """Orbit at every step, with each step's output and Jacobian there.
 
@@ -37,7 +50,7 @@ class PeriodicOrbit(NamedTuple):
         f: (n_steps, 6) orbit at the exit of each step.
         e: (n_steps, 6, 6) Jacobian of each step at ``z`` (its transfer matrix).
         m: (n_steps, 6, 6) their products from the start, ``m[j] = e[j] ... e[0]``.
-        de: (n_steps, 6, 6) derivative of ``e`` along the orbit tangent (``chromatic``),
+        de: (n_steps, 6, 6) derivative of ``e`` along the orbit tangent (with ``chromatic``),
             else a zero scalar.
         converged, residual, iterations: status (``residual``: the largest mismatch between
             a step's output and the next step's input, closure included).
@@ -54,7 +67,7 @@ class PeriodicOrbit(NamedTuple):
 
 
 def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, free: tuple[int, ...],
-                        opts, passive: tuple[int, ...] = (), chromatic: bool = False,
+                        opts, passive: tuple[int, ...] = (), chromatic: str | None = None,
                         step: float | None = None):
     """Build ``solve(table, v_fixed, dheld=None) -> PeriodicOrbit``.
 
@@ -77,27 +90,35 @@ def make_periodic_orbit(steps_fe: Callable, steps_f: Callable, n_steps: int, fre
         opts: `ClosedOrbitOptions` (``tol``, ``max_iter``).
         passive: coordinates no step's output depends on except their own.
         chromatic: also return ``de`` along the tangent set by ``dheld`` (the derivative of
-            the held coordinates of ``v_fixed``).
+            the held coordinates of ``v_fixed``): ``"exact"`` or ``"difference"`` (see the
+            module); None: no ``de``.
         step: difference step per unit tangent (default `parallel.TANGENT_STEP`).
     """
     from .parallel import TANGENT_STEP
 
+    if chromatic not in CHROMATIC:
+        raise ValueError(f"chromatic must be one of {CHROMATIC}, got {chromatic!r}")
     chain = Chain(n_steps, tuple(int(i) for i in free), tuple(passive))
     held = chain.held
     h = TANGENT_STEP if step is None else step
     offsets = jnp.asarray(TANGENT_OFFSETS * h)
     weights = jnp.asarray(TANGENT_WEIGHTS / h)
-    n_fd = len(TANGENT_OFFSETS) if chromatic else 0
+    n_fd = len(TANGENT_OFFSETS) if chromatic == "difference" else 0
 
     def newton(table, vfix, dheld):
-        return _newton(chain, steps_fe, opts, n_fd, offsets, weights, table, vfix, dheld)
+        out = _newton(chain, steps_fe, opts, n_fd, offsets, weights, table, vfix, dheld)
+        if chromatic != "exact":
+            return out
+        z, m = out[0], out[3]
+        de = along_tangent(steps_fe, table, z, chain.solve_prefix(m, jnp.zeros_like(z), dheld))
+        return (*out[:4], jnp.where(jnp.isfinite(de), de, 0.0), *out[5:])
 
     solution = jax.custom_jvp(newton)
 
     def solution_jvp(primals, tangents):
         table, vfix, dheld = primals
         out = solution(*primals)
-        tans = _tangents(chain, steps_fe, steps_f, n_fd, offsets, weights, primals, tangents, out)
+        tans = _tangents(chain, steps_fe, steps_f, chromatic, offsets, weights, primals, tangents, out)
         zero = jnp.zeros(())
         return out, (*tans, zero, zero, zero)
 
@@ -173,7 +194,7 @@ def _newton(chain: Chain, steps_fe, opts, n_fd: int, offsets, weights, table, vf
     return z, f, e, m, de, converged.astype(float), err, (it - 1).astype(float)
 
 
-def _tangents(chain: Chain, steps_fe, steps_f, n_fd: int, offsets, weights, primals, tangents, out):
+def _tangents(chain: Chain, steps_fe, steps_f, chromatic, offsets, weights, primals, tangents, out):
     """Tangents of ``(z, f, e, m, de)`` (implicit function theorem at the solution)."""
     table, vfix, dheld = primals
     dtable, dvfix, ddheld = tangents
@@ -192,16 +213,19 @@ def _tangents(chain: Chain, steps_fe, steps_f, n_fd: int, offsets, weights, prim
     # masked by the primal status only (linear in the tangents, so reverse mode can
     # transpose the rule)
     dz, df, de_t, dm = (jnp.where(ok, t, 0.0) for t in (dz, df, de_t, dm))
-    if not n_fd:
+    if chromatic is None:
         return dz, df, de_t, dm, jnp.zeros(())
     ddheld = jnp.zeros_like(dheld) if isinstance(ddheld, SymbolicZero) else ddheld
     zeros = jnp.zeros_like(z)
     t, dt = jax.jvp(lambda m_, d_: chain.solve_prefix(m_, zeros, d_), (m, dheld), (dm, ddheld))
     tb_t = jnp.zeros_like(table) if isinstance(dtable, SymbolicZero) else dtable
+    if chromatic == "exact":
+        dde = jax.jvp(lambda tb, z_, t_: along_tangent(steps_fe, tb, z_, t_), (table, z, t), (tb_t, dz, dt))[1]
+        return dz, df, de_t, dm, jnp.where(ok, dde, 0.0)
 
     def one(k):  # the tangent of the Jacobian at the k-th difference point
         point, dpoint = z + offsets[k] * t, dz + offsets[k] * dt
         return jax.jvp(steps_fe, (table, point), (tb_t, dpoint))[1][1]
 
-    dde = jnp.tensordot(weights, lax.map(one, jnp.arange(n_fd)), axes=1)
+    dde = jnp.tensordot(weights, lax.map(one, jnp.arange(len(weights))), axes=1)
     return dz, df, de_t, dm, jnp.where(ok, dde, 0.0)

@@ -1,15 +1,16 @@
 """Twiss by automatic differentiation: periodic (rings, 4D and 6D) and from initial conditions.
 
 One pass of the line gives everything. At the closed orbit (differentiable, see
-`closed_orbit`), the Jacobians of the element maps, multiplied by a parallel prefix product,
-give the transfer matrix to every element; the implicit derivative of the orbit in
-``delta`` (a linear solve with those matrices, exact) gives the dispersion. The
+`closed_orbit` and `shooting`), the Jacobians of the element maps, multiplied by a parallel
+prefix product, give the transfer matrix to every element; the implicit derivative of the
+orbit in ``delta`` (a linear solve with those matrices, exact) gives the dispersion. The
 chromatic quantities (chromaticity, Montague functions, chromatic phase, second-order
 dispersion) need the derivative of every transfer matrix in ``delta``: each element's
-Jacobian is differentiated along the exact orbit tangent by a four-point central
-difference (`parallel.make_tangent_jacobians`, about 1e-12 relative), so the program holds
-first-order element maps only, and derivatives of chromaticities w.r.t. strengths are
-second-order programs.
+Jacobian differentiated along the exact orbit tangent, by automatic differentiation
+(``chrom_derivative="exact"``, the default: second derivatives of the maps) or by a
+four-point central difference of the Jacobians (``"difference"``, about 1e-10 relative:
+the program holds first-order maps only and compiles in about half the time; derivatives of
+chromaticities w.r.t. strengths are then second-order programs, not third-order ones).
 
 Dispersion is per ``delta = dp/p0`` (MAD-X's is per ``pt``: ``D_delta = D_pt dpt/ddelta``,
 ``dpt/ddelta = beta0`` on momentum); chromaticity is ``dQ/ddelta``.
@@ -112,7 +113,7 @@ def _rows(start, per_step, rows_idx):
 
 def make_twiss_core(spec: LineSpec, *, periodic: bool, method: str = "4d",
                     opts: ClosedOrbitOptions = ClosedOrbitOptions(), chrom: bool = True,
-                    name: str = "line"):
+                    name: str = "line", chrom_derivative: str = "exact"):
     """``core(table, delta0, init_vec) -> (TwissTable, TwissStatus)``, pure and jittable.
 
     Args:
@@ -122,12 +123,14 @@ def make_twiss_core(spec: LineSpec, *, periodic: bool, method: str = "4d",
         chrom: compute chromaticity, Montague functions and second-order dispersion (a
             second-order pass, about twice the cost of the first-order one).
         name: the line's name (first row is ``name$start``).
+        chrom_derivative: ``"exact"`` or ``"difference"`` (see the module).
 
     The slices of integrated bodies, and their faces, become steps of their own
     (`slicing`); the rows of the table are unchanged.
     """
     sliced, expand = slice_bodies(rf_off_spec(spec) if method == "4d" else spec)
-    inner = _make_core(sliced, periodic=periodic, method=method, opts=opts, chrom=chrom, name=name)
+    inner = _make_core(sliced, periodic=periodic, method=method, opts=opts,
+                       chrom=chrom_derivative if chrom else None, name=name)
     if sliced is spec:
         return inner
 
@@ -138,11 +141,11 @@ def make_twiss_core(spec: LineSpec, *, periodic: bool, method: str = "4d",
 
 
 def _make_core(spec: LineSpec, *, periodic: bool, method: str, opts: ClosedOrbitOptions,
-               chrom: bool, name: str):
+               chrom: str | None, name: str):
     if method == "6d":
         if not periodic:
             raise NotImplementedError("twiss: method='6d' is for rings; a line uses method='4d'")
-        return _make_core_6d(spec, opts=opts, name=name)
+        return _make_core_6d(spec, opts=opts, name=name, chrom=chrom or "exact")
     # RF is off in 4D: nothing depends on t, one derivative direction less
     steps_fe = make_steps(spec, passive_t=True)
     steps_f = make_steps(spec, with_jacobian=False)
@@ -235,7 +238,7 @@ def _make_core(spec: LineSpec, *, periodic: bool, method: str, opts: ClosedOrbit
     return core
 
 
-def _make_core_6d(spec: LineSpec, *, opts: ClosedOrbitOptions, name: str):
+def _make_core_6d(spec: LineSpec, *, opts: ClosedOrbitOptions, name: str, chrom: str):
     """6D periodic optics: closed orbit with RF, 6x6 normal form, synchrotron tune.
 
     Chromaticity, Montague functions, second-order dispersion and momentum compaction are
@@ -244,7 +247,7 @@ def _make_core_6d(spec: LineSpec, *, opts: ClosedOrbitOptions, name: str):
     """
     steps_fe, steps_f = make_steps(spec), make_steps(spec, with_jacobian=False)
     solve = make_periodic_orbit(steps_fe, steps_f, spec.n_steps, tuple(range(6)), opts)
-    core4 = _make_core(rf_off_spec(spec), periodic=True, method="4d", opts=opts, chrom=True, name=name)
+    core4 = _make_core(rf_off_spec(spec), periodic=True, method="4d", opts=opts, chrom=chrom, name=name)
     beta0 = spec.ref.beta0
     rows_idx = np.concatenate([[0], np.asarray(spec.placement_step, dtype=np.int64)])
 
