@@ -88,6 +88,29 @@ def test_survey_tilted_bends(tmp_path):
     assert max(worst.values()) < TOL
 
 
+MULTIPOLES = """
+beam, particle=proton, energy=2;
+m1: multipole, knl={0.01};
+m2: multipole, knl={0.01, 0.1}, angle=0.02;
+m3: multipole, knl={0.03}, tilt=0.3;
+m4: multipole, ksl={0.02};
+d: drift, l=2.0;
+mline: line=(d, m1, d, m2, d, m3, d, m4, d);
+use, sequence=mline;
+"""
+
+
+def test_survey_thin_multipoles(tmp_path):
+    """A thin multipole turns the reference by its ANGLE, else by K0L, rolled by its tilt;
+    a skew K0SL does not turn it (MAD-X SURVEY)."""
+    path = tmp_path / "multipoles.madx"
+    path.write_text(MULTIPOLES)
+    lat = jacc.Lattice.from_madx(path)
+    sv = lat.survey()
+    compare(sv, madx_survey(text=MULTIPOLES))
+    assert abs(sv.theta[-1]) > 0.05 and abs(sv.phi[-1]) > 1e-3
+
+
 def test_survey_table_and_plot(tmp_path):
     import matplotlib
 

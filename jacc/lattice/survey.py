@@ -6,7 +6,8 @@ elevation (about ``x``), ``psi`` the roll (about ``z``); the orientation matrix 
 ``W = Theta(theta) Phi(phi) Psi(psi)``. An element of length ``L`` moves the reference by
 ``W R`` and turns it by ``W <- W S``; a bend of angle ``a`` (arc ``L``, radius ``rho = L/a``)
 has ``R = (rho (cos a - 1), 0, rho sin a)`` and ``S`` a rotation by ``-a`` about ``y``, both
-rolled by the element's design ``tilt``. Misalignments (``dx``, ``dy``, ``dtilt``) do not move
+rolled by the element's design ``tilt``; a thin multipole turns the reference by its
+``angle``, or by ``knl[0]`` without one (as MAD-X), without moving it. Misalignments (``dx``, ``dy``, ``dtilt``) do not move
 the reference orbit (as MAD-X, which surveys the design).
 """
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .elements import RBend, SBend
+from .elements import Multipole, RBend, SBend
 
 __all__ = ["Survey", "survey"]
 
@@ -92,11 +93,21 @@ def _rot_z(a: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
+def _bend_angle(el) -> float:
+    """The angle by which ``el`` turns the reference: a bend's ``angle``; a thin multipole's
+    ``angle`` or, without one, ``knl[0]`` (MAD-X SURVEY); 0 for anything else."""
+    if isinstance(el, (SBend, RBend)):
+        return el.angle
+    if isinstance(el, Multipole):
+        return el.angle if el.angle is not None else (el.knl[0] if el.knl else 0.0)
+    return 0.0
+
+
 def _element_step(el) -> tuple[np.ndarray, np.ndarray | None]:
     """``(R, S)`` of one element in its own frame (``S`` None: no turn)."""
     length = el.path_length
-    if isinstance(el, (SBend, RBend)) and el.angle != 0.0:
-        a = el.angle
+    a = _bend_angle(el)
+    if a != 0.0:
         rho = length / a
         r = np.array([rho * (math.cos(a) - 1.0), 0.0, rho * math.sin(a)])
         s = _rot_y(-a)
