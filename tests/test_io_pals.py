@@ -29,7 +29,7 @@ def elements(draw, cls, name):
         else:
             f[field] = draw(_ZERO_OR(_F))
     f["l"] = 0.0 if cls.thin else draw(_POS)
-    for positive in ("gap", "frequency", "lrad", "a", "b", "cnll"):
+    for positive in ("gap", "frequency", "lrad", "a", "b", "cnll", "c", "beta_c"):
         if positive in f:
             f[positive] = draw(_POS)
     if kind in ("SBend", "RBend"):

@@ -85,6 +85,8 @@ def elements(draw, cls):
         data["yangle"] = 0.0
     if kind == "VKicker":
         data["xangle"] = 0.0
+    if kind == "NonlinearInsertField":
+        data["n_steps"] = draw(st.integers(1, 10**5))
     if kind == "FieldMap":
         z = sorted(draw(st.sets(FINITE, max_size=6)))
         data["z"], data["bz"] = z, draw(st.lists(FINITE, min_size=len(z), max_size=len(z)))

@@ -102,7 +102,7 @@ class ImpactXExporterConfig(BaseModel):
         reproduces, for lattices without sextupoles, octupoles and nonlinear lenses."""
         import jacc
 
-        kinds = [k for k in jacc.Xsuite().models if k != "FieldMap"]
+        kinds = [k for k in jacc.Xsuite().models if k not in ("FieldMap", "NonlinearInsertField")]
         return jacc.Xsuite(methods={k: jacc.Linear() for k in kinds})
 
 

@@ -19,7 +19,7 @@ from jacc.physics.base import ElementPhysics, Method
 
 # Physics modules that contribute their Xsuite defaults (module-level dicts).
 _PHYSICS_MODULES = ("drift", "quadrupole", "multipole", "kicker", "solenoid", "rfcavity",
-                    "nllens", "bend", "dipedge", "fieldmap")
+                    "nllens", "bend", "dipedge", "fieldmap", "nlinsert")
 
 
 def _collect(attr: str) -> dict[str, tuple[ElementPhysics, Method]]:

@@ -3,7 +3,8 @@
 from .base import Aperture, Element, LatticeError, PhysicsWarning
 from .elements import (
     ELEMENT_TYPES, ELEMENTS_BY_NAME, AnyElement, DipoleEdge, Drift, EllipticalAperture, FieldMap,
-    HKicker, HVCorrector, Marker, Monitor, Multipole, NonlinearLens, Octupole, Quadrupole, RBend,
+    HKicker, HVCorrector, Marker, Monitor, Multipole, NonlinearInsertField, NonlinearLens, Octupole,
+    Quadrupole, RBend,
     RectangularAperture, RFCavity, SBend, Sextupole, Solenoid, VKicker, element_from_dict,
 )
 from .expressions import Expression, ExpressionError
@@ -15,7 +16,8 @@ from .placement import PlacedElement
 __all__ = [
     "ELEMENT_TYPES", "ELEMENTS_BY_NAME", "AnyElement", "Aperture", "DipoleEdge", "Drift", "Element",
     "EllipticalAperture", "Expression", "ExpressionError", "FieldMap", "HKicker", "HVCorrector",
-    "Knob", "Lattice", "LatticeError", "Line", "Marker", "Monitor", "Multipole", "NonlinearLens",
+    "Knob", "Lattice", "LatticeError", "Line", "Marker", "Monitor", "Multipole",
+    "NonlinearInsertField", "NonlinearLens",
     "Octupole", "PhysicsWarning", "PlacedElement", "Quadrupole", "RBend", "RectangularAperture",
     "RFCavity", "SBend", "Sextupole", "Solenoid", "VKicker", "element_from_dict",
 ]

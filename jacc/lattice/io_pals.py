@@ -15,8 +15,8 @@ and ``Kn1``/``Kn2``; Multipole -> Multipole with ``KnNL``/``KsNL``; H/V kickers 
 with ``Kn0L = -xangle``, ``Ks0L = yangle`` (MAD-X signs); Solenoid -> Solenoid (``Ksol``);
 RFCavity -> RFCavity (``RFP``: frequency [Hz], harmon, voltage [V], phase = 2 pi lag);
 apertures -> ``ApertureP`` (centred limits); dx, dy, dtilt -> ``BodyShiftP`` x_offset,
-y_offset, z_rot. DipoleEdge, NonlinearLens (-> Marker) and FieldMap (-> Drift) have no PALS
-kind: their fields go to the extension.
+y_offset, z_rot. DipoleEdge, NonlinearLens (-> Marker), FieldMap and NonlinearInsertField
+(-> Drift) have no PALS kind: their fields go to the extension.
 
 Extension: each element (and the PALS ``Lattice``) may carry a ``jacc`` key that pals-schema
 ignores: the JACC type where the kind does not decide it, exact values where PALS holds a
@@ -37,7 +37,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ._pals_elements import SILENT_EXTENSION, element_from_pals, element_to_pals
+from ._pals_elements import NO_PALS_KIND, SILENT_EXTENSION, element_from_pals, element_to_pals
 from .base import LatticeError, PhysicsWarning
 from .lattice import Knob, Lattice
 
@@ -64,7 +64,7 @@ def to_pals(lat: Lattice) -> dict:
                 ext.update(placement_of=name, overrides=ov)
             if ext:
                 d["jacc"] = ext
-                no_kind = ext.get("element_name") in ("DipoleEdge", "NonlinearLens", "FieldMap")
+                no_kind = ext.get("element_name") in NO_PALS_KIND
                 lost = sorted(set(ext) - ({"element_name"} if no_kind else SILENT_EXTENSION))
                 if lost:
                     lossy.setdefault(", ".join(lost), []).append(key)

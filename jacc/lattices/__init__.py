@@ -59,7 +59,8 @@ def iota(species: str = "electron", *,
             MAD-X's proton mass (CODATA 2018), as IOTA runs with protons.
         nonlinear_insert: None (the bare drift), or a `NonlinearInsert`: thin Danilov-Nagaitsev
             lens slices filled along the nonlinear section (between ``nlr1`` and ``nlr2``,
-            1.8 m, phase advance 0.3; see `jacc.lattices.nonlinear_insert`).
+            1.8 m, phase advance 0.3; see `jacc.lattices.nonlinear_insert`), or with
+            ``thick=True`` thick segments integrated with diffrax.
 
     Returns:
         ``(lat, rp)``: a fresh copy of the lattice and a ``ReferenceParticle``. The magnet

@@ -28,6 +28,15 @@ Slices sit at the centres of ``n_slices`` equal pieces of the drift (a midpoint 
 ``int ds / beta``: the thin-lens map approximates the insert's flow to second order in
 ``L / n_slices``). The markers already in the drift (IOTA's ``mn01..mn09`` with their
 elliptical apertures, the centre marker ``ior``) stay at their positions.
+
+With ``thick=True`` the drift is filled instead with thick `NonlinearInsertField` elements,
+the same potential integrated with diffrax (`jacc.physics.nlinsert`): an element cannot hold
+markers inside, so there is one segment between each pair of neighbouring markers (IOTA: 18
+segments of 0.1 m), each with the insert's ``beta_c`` and its own waist position ``s_c``, and
+``n_slices`` integration steps shared among them in proportion to their lengths (at least
+one each). Segments of equal length share one compiled kernel. With markers evenly spaced
+and ``n_slices`` a multiple of the segment count, the thick insert's leapfrog steps kick
+where the thin slices sit: both give the same map to rounding.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from jacc.lattice import Lattice
-from jacc.lattice.elements import Drift, NonlinearLens
+from jacc.lattice.elements import Drift, NonlinearInsertField, NonlinearLens
 
 __all__ = ["NonlinearInsert", "insert_beta", "with_nonlinear_insert"]
 
@@ -49,10 +58,12 @@ class NonlinearInsert(BaseModel):
     Attributes:
         t: dimensionless strength (stable for 0 <= t < 0.5; IOTA runs up to about 0.4).
         c: dimensional parameter [m^(1/2)]: singular points at ``x = +-c sqrt(beta)``.
-        n_slices: number of thin lens slices (even: the centre falls between two slices).
+        n_slices: number of thin lens slices (even: the centre falls between two slices);
+            with ``thick``, the integration steps over the whole insert.
         mu0: phase advance of the insert [2 pi] (IOTA: 0.3).
         start, end: names of the markers that bound the insert's drift (IOTA: ``nlr1``, ``nlr2``).
         name: prefix of the lens slices' names (``<name>_01`` ...).
+        thick: thick `NonlinearInsertField` segments between the markers instead of thin slices.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -64,6 +75,7 @@ class NonlinearInsert(BaseModel):
     start: str = Field(default="nlr1", description="marker at the insert entrance")
     end: str = Field(default="nlr2", description="marker at the insert exit")
     name: str = Field(default="nll", description="prefix of the slices' names")
+    thick: bool = Field(default=False, description="thick segments integrated with diffrax")
 
     def beta_centre(self, length: float) -> float:
         """``beta_c = L / (2 tan(pi mu0))`` [m] for an insert of length ``length`` [m]."""
@@ -84,7 +96,8 @@ def insert_beta(s_from_centre, beta_centre: float):
 
 def with_nonlinear_insert(lat: Lattice, insert: NonlinearInsert) -> Lattice:
     """A copy of ``lat`` with the insert's drift between ``insert.start`` and ``insert.end``
-    rebuilt as thin `NonlinearLens` slices and drifts (markers kept at their positions).
+    rebuilt as thin `NonlinearLens` slices and drifts, or with ``insert.thick`` as thick
+    `NonlinearInsertField` segments (markers kept at their positions).
 
     Raises:
         ValueError: a bound marker is missing or not unique, or something other than
@@ -94,6 +107,8 @@ def with_nonlinear_insert(lat: Lattice, insert: NonlinearInsert) -> Lattice:
     els = lat.elements
     s_in, s_out = els[i0].s_start, els[i1].s_start
     length = s_out - s_in
+    if insert.thick:
+        return _with_thick_insert(lat, insert, i0, i1, length)
     s_lens, knll, cnll = insert.slices(length)
     thin = [(els[i].s_start - s_in, 0, lat.line[i]) for i in range(i0, i1 + 1) if els[i].l == 0.0]
     # lenses go after the markers at the same position, except after the exit marker
@@ -112,6 +127,34 @@ def with_nonlinear_insert(lat: Lattice, insert: NonlinearInsert) -> Lattice:
             line.append(_drift(definitions, gap, insert.name))
         line.append(name)
         s_prev = max(s_prev, s)
+    return _replace_range(lat, i0, i1, line, definitions)
+
+
+def _with_thick_insert(lat: Lattice, insert: NonlinearInsert, i0: int, i1: int, length: float) -> Lattice:
+    """`with_nonlinear_insert` with thick segments between the markers (see the module doc)."""
+    els, s_in = lat.elements, lat.elements[i0].s_start
+    thin = [(els[i].s_start - s_in, lat.line[i]) for i in range(i0, i1 + 1) if els[i].l == 0.0]
+    beta_c = insert.beta_centre(length)
+    definitions = dict(lat.definitions)
+    line, s_prev, k = [], 0.0, 0
+    for s, name in thin:
+        gap = s - s_prev
+        if gap > 1e-12:
+            k += 1
+            seg = f"{insert.name}_{k:02d}"
+            if seg in definitions:
+                raise ValueError(f"with_nonlinear_insert: element name '{seg}' already used; pass another name=")
+            definitions[seg] = NonlinearInsertField(
+                name=seg, l=float(gap), t=insert.t, c=insert.c, beta_c=beta_c,
+                s_c=float(0.5 * length - s_prev), n_steps=max(1, round(insert.n_slices * gap / length)))
+            line.append(seg)
+        line.append(name)
+        s_prev = max(s_prev, s)
+    return _replace_range(lat, i0, i1, line, definitions)
+
+
+def _replace_range(lat: Lattice, i0: int, i1: int, line: list[str], definitions: dict) -> Lattice:
+    """A copy of ``lat`` with placements ``i0..i1`` replaced by ``line`` (``definitions``: all)."""
     new_line = list(lat.line[:i0]) + line + list(lat.line[i1 + 1:])
     shift = len(new_line) - len(lat.line)
     overrides = {(i if i < i0 else i + shift): v for i, v in lat.overrides.items() if not i0 <= i <= i1}

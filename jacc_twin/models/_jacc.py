@@ -26,7 +26,7 @@ def jacc_preset(fidelity: str):
     `jacc.Linear()` for every element type with runs of linear maps fused."""
     if fidelity == "high":
         return jacc.Xsuite(), False
-    kinds = [k for k in jacc.Xsuite().models if k != "FieldMap"]
+    kinds = [k for k in jacc.Xsuite().models if k not in ("FieldMap", "NonlinearInsertField")]
     return jacc.Xsuite(methods={k: jacc.Linear() for k in kinds}), True
 
 
