@@ -12,7 +12,9 @@ the servers and the twin and exits 0.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 
@@ -115,4 +117,23 @@ def serve(args) -> int:
         ioc.stop()
     log.info("stopped after %.1f s simulated; %d writes applied, %d refused", twin.t,
              ioc.n_applied + (pva.n_applied if pva else 0), ioc.n_refused + (pva.n_refused if pva else 0))
+    _exit_past_compilations(log)
     return 0
+
+
+# threads that may be inside XLA's compiler, which cannot be interrupted: a process that
+# finalises while one runs aborts (SIGABRT) instead of exiting
+_COMPILING = ("jacc-twin-optics", "jacc-optimise")
+
+
+def _exit_past_compilations(log) -> None:
+    """Exit now, with status 0, when a model compilation is still running after the servers
+    and the twin have stopped (a signal right after start-up); return otherwise."""
+    busy = [t.name for t in threading.enumerate() if t.name in _COMPILING and t.is_alive()]
+    if not busy:
+        return
+    log.info("not waiting for a model compilation still running (%s)", ", ".join(sorted(set(busy))))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
