@@ -11,7 +11,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install -q -e ".[twin,rl,impactx,io,dev,xopt,control,pva]"
+	$(PY) -m pip install -q -e ".[twin,rl,impactx,io,dev,xopt,control,pva,badger]"
 	touch $(STAMP)
 
 install: $(STAMP)
