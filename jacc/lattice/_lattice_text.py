@@ -239,3 +239,15 @@ def written_elements(lat, definition) -> tuple[list[str], str]:
         if i % 8 == 7 and i < len(labels) - 1:
             body += "&\n  "
     return out, body
+
+
+def written_spec(el, words: dict, types: dict, code: str) -> dict:
+    """The attribute table a writer uses for ``el`` (``types[words[kind]][1]``), or a
+    LatticeError naming the element when ``code`` has no counterpart for its kind or cannot
+    hold its aperture."""
+    kind = el.element_name
+    if kind not in words:
+        raise LatticeError(f"{kind} '{el.name}': no {code} counterpart here, cannot export")
+    if el.aperture is not None:
+        raise LatticeError(f"{kind} '{el.name}': element apertures are not exported to {code}")
+    return types[words[kind]][1]

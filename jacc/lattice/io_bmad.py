@@ -28,7 +28,8 @@ import warnings
 from pathlib import Path
 
 from ._lattice_text import (assemble, build_fields, check_written, expand_line, parse_items,
-                            resolve_type, short, split_attributes, statements, written_elements)
+                            resolve_type, short, split_attributes, statements, written_elements,
+                            written_spec)
 from .base import LatticeError, PhysicsWarning
 from .elements import ELEMENTS_BY_NAME
 from .expressions import Expression, ExpressionError
@@ -278,11 +279,7 @@ def write_bmad(lat) -> str:
 
 def _definition(el, exprs: dict) -> str:
     kind = el.element_name
-    if kind not in _WRITE:
-        raise LatticeError(f"{kind} '{el.name}': no Bmad counterpart here, cannot export")
-    if el.aperture is not None:
-        raise LatticeError(f"{kind} '{el.name}': element apertures are not exported to Bmad")
-    spec = TYPES[_WRITE[kind]][1]
+    spec = written_spec(el, _WRITE, TYPES, "Bmad")
     check_written(el, spec, ("knl", "ksl", "tilt") if kind == "Multipole" else (), "Bmad")
     attrs: list[str] = []
     for attr, (field, scale) in spec.items():

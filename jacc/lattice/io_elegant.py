@@ -26,7 +26,8 @@ import warnings
 from pathlib import Path
 
 from ._lattice_text import (assemble, build_fields, check_written, expand_line, parse_items,
-                            resolve_type, short, split_attributes, statements, written_elements)
+                            resolve_type, short, split_attributes, statements, written_elements,
+                            written_spec)
 from .base import LatticeError, PhysicsWarning
 from .elements import ELEMENTS_BY_NAME
 from .expressions import Expression, ExpressionError
@@ -282,11 +283,7 @@ def write_elegant(lat) -> str:
 
 def _definition(el, exprs: dict) -> str:
     kind = el.element_name
-    if kind not in _WRITE:
-        raise LatticeError(f"{kind} '{el.name}': no elegant counterpart, cannot export")
-    if el.aperture is not None:
-        raise LatticeError(f"{kind} '{el.name}': element apertures are not exported to elegant")
-    spec = TYPES[_WORD[kind]][1]
+    spec = written_spec(el, _WORD, TYPES, "elegant")
     check_written(el, spec, ("knl",), "elegant")
     attrs: list[str] = []
     if kind == "Multipole":
