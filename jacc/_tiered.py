@@ -190,7 +190,10 @@ class TieredJit:
             except Exception:  # unreadable or from another JAX: trace again
                 exported = None
         if exported is None:
-            exported = jax.export.export(self._jit)(*args)
+            try:
+                exported = jax.export.export(self._jit)(*args)
+            except NotImplementedError:  # e.g. host callbacks (diffrax's checks): not storable
+                return self._jit.lower(*args)
             try:
                 tmp = store.with_suffix(f".{os.getpid()}.tmp")
                 tmp.write_bytes(exported.serialize())

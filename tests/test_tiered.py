@@ -112,3 +112,21 @@ def _check_code_key(tmp_path, monkeypatch, _tiered):
     other = _tiered._store_path("program", key)
     assert here is not None and other is not None and here != other
     assert here.parent == other.parent == tmp_path / "jacc-exported"
+
+
+def test_programs_with_host_callbacks_run_without_being_stored(tmp_path):
+    """jax.export cannot serialise host callbacks (diffrax's runtime checks in a FieldMap's
+    integration use them): such a program runs, traced as usual, and is not kept."""
+    def fun(x):
+        y = jax.pure_callback(lambda v: np.asarray(v) * 2.0, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+        return jnp.sin(y)
+
+    folder = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+    try:
+        f = TieredJit(fun, mode="fast", persist_key="with-callback")
+        out = f(jnp.linspace(0.0, 1.0, 5))
+    finally:
+        jax.config.update("jax_compilation_cache_dir", folder)
+    np.testing.assert_allclose(np.asarray(out), np.sin(2.0 * np.linspace(0.0, 1.0, 5)), rtol=1e-15)
+    assert not list((tmp_path / "jacc-exported").glob("*.jaxexport"))
