@@ -235,32 +235,39 @@ def lost_expressions(text: str) -> dict[tuple[str, str], str]:
 
 def _placement_errors(el, definition: Element) -> dict[str, Any]:
     """Per-placement overrides from EALIGN errors, field errors and orbit-correction kicks."""
-    over: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
     al = getattr(el, "align_errors", None)
-    if al is not None:
-        if al.dx:
-            over["dx"] = definition.dx + al.dx
-        if al.dy:
-            over["dy"] = definition.dy + al.dy
-        if al.dpsi:
-            over["dtilt"] = definition.dtilt + al.dpsi
-        rest = {k: v for k, v in al._asdict().items() if v and k not in ("dx", "dy", "dpsi")}
-        if rest:
-            extra["align_errors"] = rest
     fe = getattr(el, "field_errors", None)
-    if fe is not None and (any(fe.dkn) or any(fe.dks)):
-        applied = _apply_field_errors(definition, list(fe.dkn), list(fe.dks), over)
-        if not applied:
-            extra["field_errors"] = {"dkn": _trim(list(fe.dkn)), "dks": _trim(list(fe.dks))}
+    over = error_overrides(definition, {} if al is None else al._asdict(),
+                           () if fe is None else fe.dkn, () if fe is None else fe.dks,
+                           f"element '{el.name}' (placement {el.occ_cnt})", stacklevel=5)
     for attr, field in (("chkick", "xangle"), ("cvkick", "yangle")):
         kick = getattr(el, attr, 0.0) or 0.0
         if kick and field in type(definition).model_fields:
             over[field] = getattr(definition, field) + kick
+    return over
+
+
+def error_overrides(el: Element, align: dict, dkn, dks, where: str, stacklevel: int) -> dict[str, Any]:
+    """Overrides of one placement of ``el`` from MAD-X errors (an imported file's or an ESAVE
+    table's): EALIGN ``dx, dy, dpsi`` added to its misalignment, field errors to its
+    strengths (`_apply_field_errors`). What JACC does not model (``ds, dphi, dtheta``, field
+    errors it cannot place) goes to ``extra['madx']`` with a warning naming ``where``, raised
+    at ``stacklevel`` as seen from the caller."""
+    over: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, field in (("dx", "dx"), ("dy", "dy"), ("dpsi", "dtilt")):
+        if align.get(key):
+            over[field] = getattr(el, field) + align[key]
+    rest = {k: v for k, v in align.items() if v and k not in ("dx", "dy", "dpsi")}
+    if rest:
+        extra["align_errors"] = rest
+    dkn, dks = list(dkn), list(dks)
+    if (any(dkn) or any(dks)) and not _apply_field_errors(el, dkn, dks, over):
+        extra["field_errors"] = {"dkn": _trim(dkn), "dks": _trim(dks)}
     if extra:
-        warnings.warn(f"element '{el.name}' (placement {el.occ_cnt}): MAD-X errors {extra} are "
-                      "not modelled by JACC; kept in extra['madx']", PhysicsWarning, stacklevel=5)
-        merged = dict(definition.extra)
+        warnings.warn(f"{where}: MAD-X errors {extra} are not modelled by JACC; kept in extra['madx']",
+                      PhysicsWarning, stacklevel=stacklevel + 1)
+        merged = dict(el.extra)
         merged["madx"] = {**merged.get("madx", {}), **extra}
         over["extra"] = merged
     return over

@@ -17,11 +17,10 @@ modelled: they are kept in the placement's ``extra["madx"]`` with a PhysicsWarni
 from __future__ import annotations
 
 import re
-import warnings
 from collections import Counter
 
-from ._madx_read import _apply_field_errors, _trim
-from .base import LatticeError, PhysicsWarning
+from ._madx_read import error_overrides
+from .base import LatticeError
 from .io_tfs import TfsTable, read_tfs
 
 __all__ = ["apply_error_table", "read_error_table"]
@@ -69,27 +68,8 @@ def apply_error_table(lat, table) -> "object":
 
 
 def _row_overrides(lat, i: int, row: dict, orders: list[int]) -> dict:
-    el = lat.element_at(i)
-    over: dict = {}
-    extra: dict = {}
-    if row.get("DX"):
-        over["dx"] = el.dx + row["DX"]
-    if row.get("DY"):
-        over["dy"] = el.dy + row["DY"]
-    if row.get("DPSI"):
-        over["dtilt"] = el.dtilt + row["DPSI"]
-    rest = {k.lower(): row[k] for k in ("DS", "DPHI", "DTHETA") if row.get(k)}
-    if rest:
-        extra["align_errors"] = rest
-    dkn = [row.get(f"K{n}L", 0.0) for n in range(max(orders, default=-1) + 1)]
-    dks = [row.get(f"K{n}SL", 0.0) for n in range(max(orders, default=-1) + 1)]
-    if any(dkn) or any(dks):
-        if not _apply_field_errors(el, dkn, dks, over):
-            extra["field_errors"] = {"dkn": _trim(dkn), "dks": _trim(dks)}
-    if extra:
-        warnings.warn(f"placement {i} ('{lat.line[i]}'): MAD-X errors {extra} are not modelled "
-                      "by JACC; kept in extra['madx']", PhysicsWarning, stacklevel=4)
-        merged = dict(el.extra)
-        merged["madx"] = {**merged.get("madx", {}), **extra}
-        over["extra"] = merged
-    return over
+    align = {k.lower(): row[k] for k in ("DX", "DY", "DPSI", "DS", "DPHI", "DTHETA") if row.get(k)}
+    n = max(orders, default=-1) + 1
+    return error_overrides(lat.element_at(i), align, [row.get(f"K{k}L", 0.0) for k in range(n)],
+                           [row.get(f"K{k}SL", 0.0) for k in range(n)],
+                           f"placement {i} ('{lat.line[i]}')", stacklevel=4)
