@@ -25,27 +25,34 @@ DATA = os.path.join(os.path.dirname(__file__), "data", "interop")
 TOL = 1e-9  # the issue's bound on closed orbit [m, rad] and tunes
 
 
-@pytest.fixture(scope="module")
-def madx_errors(tmp_path_factory):
-    """MAD-X: the error set applied, its TWISS (orbit, tunes) and its ESAVE table."""
+def _madx_case(tmp_path_factory, path: str, warning_action: str):
+    """MAD-X: the error set of ``path`` applied, its TWISS (orbit, tunes) and its ESAVE
+    table; JACC: the same file read (PhysicsWarnings handled by ``warning_action``) and the
+    ring without errors."""
     esave = tmp_path_factory.mktemp("esave") / "errors.tfs"
     cwd = os.getcwd()
     os.chdir(DATA)
     try:
         m = cpymad.Madx(stdout=False)
-        m.call("errors_set.madx")
+        m.call(path)
         m.input(f'esave, file="{esave}";')
         t = m.twiss()
         ref = {c: np.array(t[c]).copy() for c in ("x", "px", "y", "py")}
         ref["q1"], ref["q2"] = float(m.table.summ.q1[0]), float(m.table.summ.q2[0])
         m.quit()
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PhysicsWarning)
-            with_errors = read_madx("errors_set.madx")
+            warnings.simplefilter(warning_action, PhysicsWarning)
+            with_errors = read_madx(path)
             clean = read_madx("errors_ring.madx")
     finally:
         os.chdir(cwd)
     return ref, esave, with_errors, clean
+
+
+@pytest.fixture(scope="module")
+def madx_errors(tmp_path_factory):
+    """The error set of errors_set.madx (its unmodelled parts warn)."""
+    return _madx_case(tmp_path_factory, "errors_set.madx", "ignore")
 
 
 def _compare(lat, ref):
@@ -74,25 +81,8 @@ def test_errors_from_an_esave_table(madx_errors):
 
 @pytest.fixture(scope="module")
 def madx_dipole_errors(tmp_path_factory):
-    """MAD-X: random dipole errors (dkn[0], dks[0]) on the thin multipoles, TWISS and ESAVE."""
-    esave = tmp_path_factory.mktemp("esave") / "dipole.tfs"
-    cwd = os.getcwd()
-    os.chdir(DATA)
-    try:
-        m = cpymad.Madx(stdout=False)
-        m.call("errors_dipole.madx")
-        m.input(f'esave, file="{esave}";')
-        t = m.twiss()
-        ref = {c: np.array(t[c]).copy() for c in ("x", "px", "y", "py")}
-        ref["q1"], ref["q2"] = float(m.table.summ.q1[0]), float(m.table.summ.q2[0])
-        m.quit()
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", PhysicsWarning)  # dipole errors are modelled
-            with_errors = read_madx("errors_dipole.madx")
-            clean = read_madx("errors_ring.madx")
-    finally:
-        os.chdir(cwd)
-    return ref, esave, with_errors, clean
+    """Random dipole errors (dkn[0], dks[0]) on the thin multipoles: modelled, no warning."""
+    return _madx_case(tmp_path_factory, "errors_dipole.madx", "error")
 
 
 def test_dipole_errors_from_the_madx_file(madx_dipole_errors):
